@@ -1,0 +1,1 @@
+"""The legacy compute image routes: pure translators and thin handlers."""
