@@ -23,10 +23,10 @@ from fixed texts, ids and Glance's own explanations.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Final
 
-import orjson
 import structlog
 from aiohttp import web
 
@@ -68,9 +68,7 @@ class NovaFault(ShimError):
 
     status: int = 500
 
-    def __init__(
-        self, message: str, *, status: int | None = None, headers: Headers = ()
-    ) -> None:
+    def __init__(self, message: str, *, status: int | None = None, headers: Headers = ()) -> None:
         super().__init__(message)
         if status is not None:
             self.status = status
@@ -82,7 +80,8 @@ class NovaFault(ShimError):
         return FAULT_NAMES.get(self.status, "computeFault")
 
     def body(self) -> bytes:
-        return orjson.dumps({self.name: {"code": self.status, "message": self.message}})
+        # Nova renders faults with the stdlib's default separators; so do we, to the byte.
+        return json.dumps({self.name: {"code": self.status, "message": self.message}}).encode()
 
 
 class BadRequest(NovaFault):

@@ -2,19 +2,37 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import web
 
+from shim.catalog import EndpointCache
+from shim.glance import GlanceClient
 from shim.settings import Settings
 
 if TYPE_CHECKING:
-    from shim.glance import GlanceClient
+    from shim.auth import Keystone
+
+
+@dataclass(slots=True)
+class Runtime:
+    """Mutable process state read by /readyz (the app's mapping is frozen once started)."""
+
+    session_open: bool = False
+    draining: bool = False
+
 
 SETTINGS = web.AppKey("settings", Settings)
 SESSION = web.AppKey("session", aiohttp.ClientSession)
-GLANCE = web.AppKey("glance", "GlanceClient")
-DRAINING = web.AppKey("draining", bool)
+GLANCE = web.AppKey("glance", GlanceClient)
+RUNTIME = web.AppKey("runtime", Runtime)
 
 REQUEST_ID = web.RequestKey("request_id", str)
+PASSTHROUGH = web.RequestKey("passthrough", bool)
+RESPONSE_HEADERS = web.RequestKey("response_headers", tuple[tuple[str, str], ...])
+GLANCE_LINK_BASE = web.AppKey("glance_link_base", str)
+# keystone mode: token validation, and the Glance clients found in tokens' catalogues.
+KEYSTONE: web.AppKey[Keystone] = web.AppKey("keystone")
+GLANCE_CLIENTS = web.AppKey("glance_clients", EndpointCache[GlanceClient])

@@ -17,8 +17,10 @@ from typing import Final, Literal
 
 from yarl import URL
 
-DEFAULT_LISTEN: Final = "0.0.0.0:8774"  # noqa: S104 - a gateway listens on every interface
-DEFAULT_METRICS_LISTEN: Final = "0.0.0.0:9102"  # noqa: S104
+from shim.deprecation import deprecation_headers
+
+DEFAULT_LISTEN: Final = "0.0.0.0:8774"
+DEFAULT_METRICS_LISTEN: Final = "0.0.0.0:9102"
 DEFAULT_MAX_MICROVERSION: Final = "2.104"
 DEFAULT_MAX_LIMIT: Final = 1000
 DEFAULT_GLANCE_PAGE_SIZE: Final = 200
@@ -136,6 +138,10 @@ class Settings:
             )
         if self.auth == "keystone" and self.keystone_url is None:
             raise SettingsError("SHIM_KEYSTONE_URL is required when SHIM_AUTH=keystone")
+        try:
+            deprecation_headers(self.deprecation, self.sunset, self.deprecation_link)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
 
     @property
     def glance_link_base(self) -> URL | None:
@@ -276,8 +282,12 @@ _SPECS: Final[tuple[_Spec, ...]] = (
     _Spec("SHIM_SERVICE_PASSWORD", "service_password", Secret, "service user password"),
     _Spec("SHIM_SERVICE_PROJECT", "service_project", str, "service user project"),
     _Spec("SHIM_SERVICE_DOMAIN", "service_domain", str, "service user and project domain"),
-    _Spec("SHIM_CATALOG_INTERFACE", "catalog_interface", _choice("public", "internal", "admin"),
-          "catalogue interface for Glance"),
+    _Spec(
+        "SHIM_CATALOG_INTERFACE",
+        "catalog_interface",
+        _choice("public", "internal", "admin"),
+        "catalogue interface for Glance",
+    ),
     _Spec("SHIM_CATALOG_REGION", "catalog_region", str, "catalogue region for Glance"),
     _Spec("SHIM_TOKEN_CACHE_TTL", "token_cache_ttl", _positive_float, "seconds a token is cached"),
     _Spec("SHIM_TOKEN_CACHE_SIZE", "token_cache_size", int, "tokens cached at most"),
@@ -293,17 +303,24 @@ _SPECS: Final[tuple[_Spec, ...]] = (
     _Spec("SHIM_METADATA_ITEMS", "metadata_items", int, "metadata quota (-1 unlimited)"),
     _Spec("SHIM_POOL_SIZE", "pool_size", int, "upstream connections per worker"),
     _Spec("SHIM_KEEPALIVE_TIMEOUT", "keepalive_timeout", _positive_float, "idle pooled seconds"),
-    _Spec("SHIM_NOVA_READ_TIMEOUT", "nova_read_timeout", _positive_float,
-          "idle seconds between passthrough chunks"),
+    _Spec(
+        "SHIM_NOVA_READ_TIMEOUT",
+        "nova_read_timeout",
+        _positive_float,
+        "idle seconds between passthrough chunks",
+    ),
     _Spec("SHIM_REWRITE_LOCATION", "rewrite_location", _bool, "rewrite upstream Location"),
     _Spec("SHIM_MAX_BODY", "max_body", _size, "largest request body on image routes"),
-    _Spec("SHIM_HEADER_READ_TIMEOUT", "header_read_timeout", _positive_float,
-          "seconds a client may take to send its request head"),
+    _Spec(
+        "SHIM_HEADER_READ_TIMEOUT",
+        "header_read_timeout",
+        _positive_float,
+        "seconds a client may take to send its request head",
+    ),
     _Spec("SHIM_SHUTDOWN_TIMEOUT", "shutdown_timeout", _positive_float, "drain bound on SIGTERM"),
     _Spec("SHIM_WORKERS", "workers", int, "worker processes (default: CPUs available)"),
     _Spec("SHIM_LOG_FORMAT", "log_format", _choice("json", "console"), "json or console"),
-    _Spec("SHIM_LOG_LEVEL", "log_level", _choice("debug", "info", "warning", "error"),
-          "log level"),
+    _Spec("SHIM_LOG_LEVEL", "log_level", _choice("debug", "info", "warning", "error"), "log level"),
     _Spec("SHIM_DEPRECATION", "deprecation", str, "Deprecation header value (RFC 9745)"),
     _Spec("SHIM_SUNSET", "sunset", str, "Sunset header value (RFC 8594)"),
     _Spec("SHIM_DEPRECATION_LINK", "deprecation_link", str, "Link rel=deprecation target"),

@@ -1,0 +1,410 @@
+"""``python -m bench``: build the canned Glance, run every cell interleaved, print the tables.
+
+Layout on a 2-core machine (override with the ``--*-cpus`` flags): the server under test gets
+CPU 0 to itself; the load generator, the clients and nginx share CPU 1. With two workers the
+server may use both CPUs. Each round runs every cell once in a fixed order; tables show the
+median over rounds. Everything is bounded: wrk runs for ``--duration`` seconds per cell, the
+open-loop generator sends rate x duration requests, the walks have timeouts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shlex
+import shutil
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import cells, report
+from bench.catalogue import write_catalogue
+from bench.cells import Kind, Metrics, Target
+from bench.procs import REPO, event_loop_of
+from bench.tools import ensure_tools, machine
+from bench.upstream import Nginx, start_nginx
+
+SIDE_KINDS = ("detail25", "detail1000", "show", "basic25")
+SCALE_PAGES = (1, 25, 200, 1000)
+SLOW_WALK_S = 30.0
+QUIET_OTHER_CPU = 0.10
+
+
+@dataclass(frozen=True)
+class Options:
+    duration: int
+    rounds: int
+    connections: int
+    images: int
+    page_size: int
+    load_cpus: str
+    server_cpus: str
+    server_cpus_2w: str
+    upstream_cpus: str
+    loop: str
+    warmup: int
+    shim_command: list[str] | None
+    keep: bool
+    two_workers: bool
+
+
+def parse_options(argv: list[str] | None) -> Options:
+    parser = argparse.ArgumentParser(prog="bench/run", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="1 round of 1 s cells (~1.5 min)")
+    parser.add_argument("--duration", type=int, help="seconds per wrk cell (default 3)")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 3)")
+    parser.add_argument("--connections", type=int, default=16, help="closed-loop connections")
+    parser.add_argument("--images", type=int, default=100_000, help="catalogue size")
+    parser.add_argument(
+        "--page-size", type=int, default=1000, help="SHIM_GLANCE_PAGE_SIZE and the walk page"
+    )
+    parser.add_argument("--load-cpus", default="1", help="CPUs for wrk and clients")
+    parser.add_argument("--server-cpus", default="0", help="CPUs for the server under test")
+    parser.add_argument("--server-cpus-2w", default="0,1", help="CPUs for 2-worker servers")
+    parser.add_argument("--upstream-cpus", default="1", help="CPUs for nginx")
+    parser.add_argument(
+        "--loop",
+        choices=("match", "auto", "uvloop", "asyncio"),
+        default="match",
+        help="event loop of the floors and the walk baseline; match (default): the one the "
+        "shim runs, detected from its memory maps; auto: uvloop if installed",
+    )
+    parser.add_argument("--shim-cmd", help="command instead of `python -m shim` (SHIM_* env set)")
+    parser.add_argument("--no-2w", action="store_true", help="skip the 2-worker phase")
+    parser.add_argument(
+        "--warmup", type=int, default=0, help="seconds of wrk before a cell's first round"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (pages, logs)")
+    args = parser.parse_args(argv)
+    quick = bool(args.quick)
+    return Options(
+        duration=args.duration or (1 if quick else 3),
+        rounds=args.rounds or (1 if quick else 3),
+        connections=args.connections,
+        images=args.images,
+        page_size=args.page_size,
+        load_cpus=args.load_cpus,
+        server_cpus=args.server_cpus,
+        server_cpus_2w=args.server_cpus_2w,
+        upstream_cpus=args.upstream_cpus,
+        loop=args.loop,
+        warmup=args.warmup,
+        shim_command=shlex.split(args.shim_cmd) if args.shim_cmd else None,
+        keep=args.keep,
+        two_workers=not args.no_2w,
+    )
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _show(cell: str, outcome: Metrics | str) -> None:
+    if isinstance(outcome, str):
+        _say(f"  {cell:<36} n/a: {outcome}")
+        return
+    parts = [f"{k}={v:.4g}" for k, v in outcome.items() if k in _SHOWN]
+    _say(f"  {cell:<36} " + " ".join(parts))
+
+
+_SHOWN = {"rps", "p50_ms", "p99_ms", "cpu_s_per_1k", "glance_calls", "errors", "total_s"}
+_SHOWN |= {"first_byte_ms", "first_page_ms", "peak_rss_mb", "achieved_rate", "other_cpu"}
+
+
+class Run:
+    def __init__(self, options: Options, work: Path) -> None:
+        self.o = options
+        self.work = work
+        self.logs = work / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.results = report.Results()
+        self.started = time.monotonic()
+        self.nginx: Nginx | None = None
+        self.kinds: dict[str, Kind] = {}
+        self.rate: float | None = None
+        self.rate_basis = ""
+        self.shim_loop = "n/a"
+        self.floor_loop = options.loop
+
+    def record(self, cell: str, outcome: Metrics | str) -> None:
+        self.results.add(cell, outcome)
+        _show(cell, outcome)
+
+    def servers(self, workers: int) -> dict[str, Target]:
+        """Start the shim first, so the floors can use the same event loop as it does."""
+        assert self.nginx is not None
+        o = self.o
+        cpus = o.server_cpus if workers == 1 else o.server_cpus_2w
+        shim = cells.shim_target(self.nginx, workers, cpus, o.page_size, self.logs, o.shim_command)
+        self.shim_loop = "n/a" if shim.na else event_loop_of(shim.pids())
+        self.floor_loop = o.loop
+        if o.loop == "match":
+            self.floor_loop = "auto" if shim.na else self.shim_loop
+        floors = [
+            ("passthrough", "bench.passthrough_floor", "(b) passthrough"),
+            ("parse", "bench.parse_floor", "(c) parse floor"),
+        ]
+        out = {"direct": cells.direct_target(self.nginx)}
+        for key, module, label in floors:
+            out[key] = cells.floor_target(
+                key, module, label, self.nginx, workers, cpus, self.floor_loop, self.logs
+            )
+        out["shim"] = shim
+        for target in out.values():
+            if target.na:
+                _say(f"  {target.label}: n/a: {target.na}")
+        _say(f"  event loops: shim {self.shim_loop}, floors and walk {self.floor_loop}")
+        return out
+
+    def closed(self, phase: str, kind: str, targets: list[Target], rnd: int, conns: int) -> None:
+        assert self.nginx is not None
+        mode = "closed" if conns == self.o.connections else "conc1"
+        for target in targets:
+            outcome = cells.closed_cell(
+                target,
+                self.kinds[kind],
+                self.nginx,
+                conns,
+                self.o.duration,
+                self.o.warmup if rnd == 0 else 0,
+                self.o.load_cpus,
+            )
+            self.record(f"{phase}/{mode}/{kind}/{target.key}", outcome)
+
+    def unpaged(self, workers: int) -> None:
+        """Unpaged lists on a fresh shim, so its RSS holds nothing from the loaded cells."""
+        assert self.nginx is not None
+        o = self.o
+        cpus = o.server_cpus if workers == 1 else o.server_cpus_2w
+        phase = f"w{workers}"
+        _say(f" unpaged list, {o.images:,} images, fresh shim with {workers} worker(s)")
+        shim = cells.shim_target(self.nginx, workers, cpus, o.page_size, self.logs, o.shim_command)
+        try:
+            for _ in range(o.rounds):
+                if workers == 1:
+                    walk = cells.direct_walk_cell(
+                        self.nginx, o.page_size, self.floor_loop, o.load_cpus
+                    )
+                    self.record("w1/unpaged/direct", walk)
+                cell = f"{phase}/unpaged/shim"
+                previous = self.results.rounds.get(cell, [])
+                if previous and previous[-1].get("total_s", 0.0) > SLOW_WALK_S:
+                    continue  # one slow walk is enough: keep the run bounded
+                self.record(cell, cells.unpaged_cell(shim, o.images, o.load_cpus))
+        finally:
+            shim.stop()
+
+    def phase_one(self) -> None:
+        o = self.o
+        _say("phase 1: one worker per server")
+        t = self.servers(1)
+        try:
+            side = [t["direct"], t["passthrough"], t["parse"], t["shim"]]
+            for rnd in range(o.rounds):
+                _say(f" round {rnd + 1}/{o.rounds} ({time.monotonic() - self.started:.0f} s)")
+                for kind in ("detail25", "detail1000", "show"):
+                    self.closed("w1", kind, side, rnd, o.connections)
+                self.closed("w1", "basic25", [t["shim"]], rnd, o.connections)
+                for kind in ("detail1", "detail200"):
+                    self.closed("w1", kind, side[1:], rnd, o.connections)
+                self.closed("w1", "detail25", [t["direct"], t["parse"], t["shim"]], rnd, 1)
+            self.open_loop([t["direct"], t["parse"], t["shim"]])
+        finally:
+            for target in t.values():
+                if target.key != "direct":
+                    target.stop()
+        self.unpaged(1)
+
+    def open_loop(self, targets: list[Target]) -> None:
+        assert self.nginx is not None
+        shim_max = self.results.median("w1/closed/detail25/shim", "rps")
+        parse_max = self.results.median("w1/closed/detail25/parse", "rps")
+        if shim_max:
+            self.rate, self.rate_basis = shim_max / 2, "the shim's closed-loop req/s"
+        elif parse_max:
+            self.rate = parse_max / 2
+            self.rate_basis = "(c)'s closed-loop req/s (shim n/a)"
+        else:
+            return
+        seconds = float(max(self.o.duration, 2))
+        _say(f" open loop at {self.rate:.0f} req/s, {seconds:.0f} s per cell")
+        for _ in range(self.o.rounds):
+            for target in targets:
+                outcome = cells.open_cell(
+                    target,
+                    self.kinds["detail25"],
+                    self.nginx,
+                    self.rate,
+                    seconds,
+                    self.o.load_cpus,
+                )
+                self.record(f"w1/open/detail25/{target.key}", outcome)
+
+    def phase_two(self) -> None:
+        o = self.o
+        _say(f"phase 2: two workers per server (CPUs {o.server_cpus_2w})")
+        t = self.servers(2)
+        try:
+            for rnd in range(o.rounds):
+                _say(f" round {rnd + 1}/{o.rounds} ({time.monotonic() - self.started:.0f} s)")
+                self.closed(
+                    "w2",
+                    "detail25",
+                    [t["passthrough"], t["parse"], t["shim"]],
+                    rnd,
+                    o.connections,
+                )
+                self.closed(
+                    "w2",
+                    "detail1000",
+                    [t["passthrough"], t["parse"], t["shim"]],
+                    rnd,
+                    o.connections,
+                )
+        finally:
+            for target in t.values():
+                if target.key != "direct":
+                    target.stop()
+        self.unpaged(2)
+
+    def execute(self) -> None:
+        o = self.o
+        _say(f"writing {o.images:,} canned Glance images to {self.work} ...")
+        catalogue = write_catalogue(self.work / "root", o.images, SCALE_PAGES, (o.page_size,))
+        self.kinds = cells.kinds(catalogue)
+        _say(f"  {catalogue.bytes_written / 1e6:.0f} MB in {time.monotonic() - self.started:.1f} s")
+        self.nginx = start_nginx(self.work / "nginx", self.work / "root", o.upstream_cpus)
+        try:
+            self.phase_one()
+            if o.two_workers:
+                self.phase_two()
+            missing = self.nginx.missing()
+            if missing:
+                self.results.notes.append("nginx had no canned page for: " + "; ".join(missing))
+        finally:
+            self.nginx.stop()
+
+    def render(self, env: dict[str, str]) -> str:
+        o = self.o
+        r = self.results
+        side = [(k, self.kinds[k].label) for k in SIDE_KINDS]
+        lines = [
+            f"Machine: {env['nproc']} x {env['cpu']}, {env['memory']}, Linux {env['kernel']}; "
+            f"Python {env['python']}, aiohttp {env['aiohttp']}, orjson {env['orjson']}, "
+            f"uvloop {env['uvloop']}, nginx {env['nginx']}, {env['wrk']}.",
+            "",
+            f"Closed loop: wrk, {o.connections} connections, {o.duration} s per cell, median of "
+            f"{o.rounds} interleaved round(s). Server CPUs {o.server_cpus}; wrk and clients "
+            f"CPUs {o.load_cpus}; nginx CPUs {o.upstream_cpus}. Event loop: shim {self.shim_loop}, "
+            f"floors and walk baseline {self.floor_loop} (--loop {o.loop}). "
+            f"SHIM_GLANCE_PAGE_SIZE={o.page_size}.",
+            "",
+            "### Side by side, 1 worker",
+            "",
+            report.side_by_side(
+                r,
+                [*side, ("detail1", "detail, 1 image"), ("detail200", "detail, 200 images")],
+                "w1",
+            ),
+            "",
+            "### Ratios, 1 worker",
+            "",
+            report.ratios(r, side, "w1"),
+            "",
+            "### Cost per image (detail pages), 1 worker",
+            "",
+            report.per_image(r, SCALE_PAGES, "w1"),
+            "",
+            "### Added latency",
+            "",
+            report.latency(r, self.rate, self.rate_basis or "n/a"),
+            "",
+            "### Unpaged list",
+            "",
+            report.unpaged(r, o.images, o.page_size),
+            "",
+            "### 1 vs 2 workers (closed loop)",
+            "",
+            report.workers(r, [("detail25", "detail, 25"), ("detail1000", "detail, 1000")]),
+            "",
+            "### Targets (issue 6)",
+            "",
+            report.targets(r),
+        ]
+        others = [m["other_cpu"] for v in r.rounds.values() for m in v if "other_cpu" in m]
+        if others and statistics.median(others) > QUIET_OTHER_CPU:
+            lines += [
+                "",
+                f"WARNING: the machine was not quiet: other processes used a median "
+                f"{statistics.median(others) * 100:.0f}% of a CPU during the cells (column "
+                f"'other procs'); figures are disturbed. Rerun on an idle machine.",
+            ]
+        if r.notes:
+            lines += ["", *(f"Note: {note}" for note in r.notes)]
+        return "\n".join(lines) + "\n"
+
+
+def _pin_self(cpus: str) -> None:
+    wanted = {int(c) for part in cpus.split(",") for c in _expand(part)}
+    available = os.sched_getaffinity(0)
+    if wanted & available:
+        os.sched_setaffinity(0, wanted & available)
+
+
+def _expand(part: str) -> range:
+    low, _, high = part.partition("-")
+    return range(int(low), int(high or low) + 1)
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse_options(argv)
+    ensure_tools()
+    signal.signal(signal.SIGTERM, _interrupt)
+    _pin_self(options.load_cpus)
+    env = machine()
+    work = Path(tempfile.mkdtemp(prefix="shim-bench-"))
+    run = Run(options, work)
+    try:
+        run.execute()
+    except KeyboardInterrupt:
+        _say("interrupted")
+        return 130
+    finally:
+        if not options.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    text = run.render(env)
+    elapsed = time.monotonic() - run.started
+    command = "bench/run " + " ".join(sys.argv[1:] if argv is None else argv)
+    text += f"\nCommand: `{command.strip()}`; wall time {elapsed:.0f} s.\n"
+    out = REPO / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    (out / f"{stamp}.md").write_text(text)
+    dump: Callable[[object], str] = lambda data: json.dumps(data, indent=1, sort_keys=True)  # noqa: E731
+    (out / f"{stamp}.json").write_text(
+        dump(
+            {
+                "machine": env,
+                "options": dataclasses.asdict(options),
+                "rounds": run.results.rounds,
+                "na": run.results.na,
+                "rate": run.rate,
+                "notes": run.results.notes,
+            }
+        )
+    )
+    print(text)
+    _say(f"results: bench/results/{stamp}.md and .json")
+    return 0

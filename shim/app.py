@@ -1,0 +1,107 @@
+"""create_app(settings): the API application — one catch-all route, middlewares, lifecycle.
+
+Routing is done by `dispatch`, not aiohttp's router: legacy image paths are matched after
+merging repeated slashes (SPEC §1) and must never get aiohttp's automatic HEAD or 405
+handling; everything else goes to Nova untouched, or, with no Nova upstream, to the
+shim's own version documents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import aiohttp
+from aiohttp import web
+from yarl import URL
+
+from shim.auth import Keystone
+from shim.catalog import EndpointCache
+from shim.context import request_id_middleware, stamp_response
+from shim.discovery import discovery_handler
+from shim.faults import ItemNotFound, NovaFault, fault_middleware
+from shim.glance import GlanceClient
+from shim.keys import (
+    GLANCE,
+    GLANCE_CLIENTS,
+    GLANCE_LINK_BASE,
+    KEYSTONE,
+    PASSTHROUGH,
+    RUNTIME,
+    SESSION,
+    SETTINGS,
+    Runtime,
+)
+from shim.legacy.paths import match_legacy
+from shim.legacy.routes import serve_legacy
+from shim.legacy.views import glance_base_url
+from shim.passthrough import proxy
+from shim.settings import Settings
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(
+        middlewares=[request_id_middleware, fault_middleware],
+        client_max_size=settings.max_body,
+        # Passthrough bodies must reach Nova byte for byte (PROXY_PITFALLS.md §4).
+        handler_args={"auto_decompress": False},
+    )
+    app[SETTINGS] = settings
+    app[RUNTIME] = Runtime()
+    app.cleanup_ctx.append(upstreams)
+    app.on_response_prepare.append(stamp_response)
+    app.router.add_route("*", "/{tail:.*}", dispatch)
+    return app
+
+
+@asynccontextmanager
+async def upstreams(app: web.Application) -> AsyncIterator[None]:
+    """The one ClientSession (and its pool) for Glance, Keystone and Nova."""
+    settings = app[SETTINGS]
+    connector = aiohttp.TCPConnector(
+        limit=settings.pool_size,
+        limit_per_host=settings.pool_size,
+        keepalive_timeout=settings.keepalive_timeout,
+    )
+    session = aiohttp.ClientSession(
+        connector=connector,
+        # A shared jar would replay one caller's cookies to the next (PROXY_PITFALLS §11).
+        cookie_jar=aiohttp.DummyCookieJar(),
+        timeout=aiohttp.ClientTimeout(
+            total=settings.glance_timeout, connect=settings.connect_timeout
+        ),
+    )
+    app[SESSION] = session
+    if settings.glance_url is not None:
+        app[GLANCE] = GlanceClient(session, settings, settings.glance_url)
+    else:
+        # keystone mode without SHIM_GLANCE_URL: one client per catalogue endpoint.
+        app[GLANCE_CLIENTS] = EndpointCache(lambda root: GlanceClient(session, settings, URL(root)))
+    if settings.auth == "keystone":
+        app[KEYSTONE] = Keystone(session, settings)
+    link_base = settings.glance_link_base
+    app[GLANCE_LINK_BASE] = glance_base_url(str(link_base)) if link_base is not None else ""
+    app[RUNTIME].session_open = True
+    try:
+        yield
+    finally:
+        app[RUNTIME].session_open = False
+        await session.close()
+
+
+async def dispatch(request: web.Request) -> web.StreamResponse:
+    target = match_legacy(request.method, request.path)
+    if target is not None:
+        return await serve_legacy(request, target)
+    settings = request.app[SETTINGS]
+    if settings.nova_url is not None:
+        request[PASSTHROUGH] = True
+        try:
+            return await proxy(request, request.app[SESSION], settings.nova_url, settings)
+        except NovaFault:
+            request[PASSTHROUGH] = False  # our own fault: stamp it like any other
+            raise
+    document = await discovery_handler(request, settings)
+    if document is None:
+        raise ItemNotFound()
+    return document

@@ -1,0 +1,323 @@
+"""GlanceClient: typed Glance v2 calls over the app's one ClientSession.
+
+It owns the boundary: the caller's token and the shim's request id go out on every call,
+and every Glance status or transport failure comes back as a Nova fault (SPEC §5):
+
+- 400 → 400 with Glance's text; 401 → 401 with keystonemiddleware's body (D4);
+- 403 → 403: a list keeps Glance's text, a delete says "You are not allowed to delete the
+  image.", any other call "Not authorized for image <id>.";
+- 404 → 404 "Image not found." (a list answering 404 is malformed: 502);
+- 409 → 409 on delete and patch, 413 → 413 on patch (D4); elsewhere 502;
+- 5xx, refused, timed out → GETs are retried with jittered backoff inside one deadline,
+  writes (DELETE, PATCH) are not retried by the shim; then 503 with Retry-After (D11);
+- invalid JSON, the wrong shape, a body over SHIM_GLANCE_MAX_BODY → 502 "Invalid response
+  from the image service" (D13).
+
+"text" is what glanceclient would have said — ``HTTP <code> <reason>: <explanation>`` —
+HTML-escaped as Nova does. No message ever includes the token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import random
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any, Final, Literal
+
+import aiohttp
+import orjson
+import structlog
+from yarl import URL
+
+from shim.faults import (
+    BadRequest,
+    BadUpstreamResponse,
+    Conflict,
+    Forbidden,
+    ItemNotFound,
+    OverLimit,
+    ServiceUnavailable,
+    Unauthorized,
+)
+from shim.legacy.views import FALLBACK_SCHEMA, ImageSchema, schema_from_glance
+from shim.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+Operation = Literal["list", "show", "metadata", "delete", "patch"]
+JSON_PATCH: Final = "application/openstack-images-v2.1-json-patch"
+IMAGE_NOT_FOUND: Final = "Image not found."
+UNAVAILABLE: Final = "The image service is unavailable. Please retry later."
+_RETRY_STATUSES: Final = frozenset({500, 502, 503, 504})
+_TAG_RE: Final = re.compile(r"<.+?>")
+_BACKOFF_BASE: Final = 0.1
+_BACKOFF_CAP: Final = 2.0
+# A refused or reset connection, a body cut short, a timeout: the answer never arrived whole.
+_TRANSPORT_ERRORS: Final = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError)
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is asking: forwarded verbatim, never logged."""
+
+    token: str | None
+    request_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class GlancePage:
+    images: list[dict[str, Any]]
+    next_marker: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class GlanceAnswer:
+    status: int
+    reason: str
+    content_type: str
+    body: bytes
+    www_authenticate: str | None
+
+
+def explanation(answer: GlanceAnswer) -> str:
+    """glanceclient's rendering of a Glance error, HTML-escaped as Nova returns it."""
+    details = ""
+    if "json" in answer.content_type:
+        try:
+            doc = orjson.loads(answer.body)
+        except orjson.JSONDecodeError:
+            doc = None
+        if isinstance(doc, dict):
+            message = doc.get("message")
+            if isinstance(message, str):
+                details = _strip_html(message)
+    elif answer.body:
+        details = _strip_html(answer.body.decode("utf-8", "replace"))
+    text = f"HTTP {answer.status} {answer.reason}"
+    if details:
+        text = f"{text}: {details}"
+    return html.escape(text, quote=True)
+
+
+def _strip_html(text: str) -> str:
+    seen: dict[str, None] = {}
+    for line in text.splitlines():
+        cleaned = _TAG_RE.sub("", line.strip()).strip()
+        if cleaned:
+            seen.setdefault(cleaned, None)
+    return ": ".join(seen)
+
+
+def to_fault(
+    op: Operation, image_id: str | None, answer: GlanceAnswer, keystone: str | None
+) -> Exception:
+    """Map a non-2xx Glance answer to the fault the operation owes the client."""
+    status = answer.status
+    if status == 401:
+        return Unauthorized(keystone or answer.www_authenticate)
+    if status == 400:
+        return BadRequest(explanation(answer))
+    if status == 403:
+        if op == "list":
+            return Forbidden(explanation(answer))
+        if op == "delete":
+            return Forbidden("You are not allowed to delete the image.")
+        return Forbidden(f"Not authorized for image {image_id}.")
+    if status == 404 and op != "list":
+        return ItemNotFound(IMAGE_NOT_FOUND)
+    if status == 409 and op in ("delete", "patch"):
+        if op == "delete":
+            return Conflict(f"Conflict deleting image. Reason: {explanation(answer)}.")
+        return Conflict(explanation(answer))
+    if status == 413 and op == "patch":
+        return OverLimit(explanation(answer))
+    return BadUpstreamResponse()
+
+
+class GlanceClient:
+    """Glance v2 over a shared session. One instance per app; holds the cached schema."""
+
+    def __init__(self, session: aiohttp.ClientSession, settings: Settings, base: URL) -> None:
+        self._session = session
+        self._settings = settings
+        self._base = base.with_path(base.path.rstrip("/"))
+        self._images = self._base / "v2" / "images"
+        self._schema_url = self._base / "v2" / "schemas" / "image"
+        self._schema: ImageSchema | None = None
+        self._keystone = (
+            f'Keystone uri="{settings.keystone_url}"' if settings.keystone_url else None
+        )
+
+    @property
+    def base(self) -> URL:
+        return self._base
+
+    async def schema(self, caller: Caller) -> ImageSchema:
+        """Glance's image schema, fetched once; the built-in one while it cannot be read."""
+        if self._schema is not None:
+            return self._schema
+        try:
+            doc = await self._get_json("show", None, self._schema_url, caller)
+        except (BadUpstreamResponse, ServiceUnavailable, ItemNotFound):
+            log.warning("glance_schema_unavailable")
+            return FALLBACK_SCHEMA
+        if not isinstance(doc, dict):
+            return FALLBACK_SCHEMA
+        self._schema = schema_from_glance(doc)
+        return self._schema
+
+    async def list_page(
+        self, caller: Caller, params: Sequence[tuple[str, str]], limit: int, marker: str | None
+    ) -> GlancePage:
+        query = [*params, ("limit", str(limit))]
+        if marker is not None:
+            query.append(("marker", marker))
+        doc = await self._get_json("list", None, self._images.with_query(query), caller)
+        images = doc.get("images") if isinstance(doc, dict) else None
+        if not isinstance(images, list) or not all(isinstance(i, dict) for i in images):
+            raise BadUpstreamResponse()
+        next_marker = None
+        next_href = doc.get("next")
+        if isinstance(next_href, str) and images:
+            next_marker = URL(next_href).query.get("marker") or str(images[-1].get("id"))
+        return GlancePage(images, next_marker)
+
+    async def show(self, caller: Caller, image_id: str, op: Operation = "show") -> dict[str, Any]:
+        doc = await self._get_json(op, image_id, self._image_url(image_id), caller)
+        if not isinstance(doc, dict) or not isinstance(doc.get("id"), str):
+            raise BadUpstreamResponse()
+        return doc
+
+    async def delete(self, caller: Caller, image_id: str) -> None:
+        answer = await self._send("DELETE", self._image_url(image_id), caller)
+        if answer.status >= 300:
+            raise to_fault("delete", image_id, answer, self._keystone)
+
+    async def patch(
+        self, caller: Caller, image_id: str, operations: Sequence[Mapping[str, Any]]
+    ) -> dict[str, Any]:
+        answer = await self._send(
+            "PATCH",
+            self._image_url(image_id),
+            caller,
+            body=orjson.dumps(list(operations)),
+            content_type=JSON_PATCH,
+        )
+        if answer.status >= 300:
+            raise to_fault("patch", image_id, answer, self._keystone)
+        doc = _decode(answer.body)
+        if not isinstance(doc, dict):
+            raise BadUpstreamResponse()
+        return doc
+
+    def _image_url(self, image_id: str) -> URL:
+        # The id is one encoded path segment: "/", "..", "?" and CRLF cannot reach
+        # another Glance path (yarl's "/" operator quotes the segment).
+        return self._images / image_id
+
+    def _headers(self, caller: Caller, content_type: str | None = None) -> dict[str, str]:
+        headers = {"Accept": "application/json", "X-Openstack-Request-Id": caller.request_id}
+        if caller.token is not None:
+            headers["X-Auth-Token"] = caller.token
+        if content_type is not None:
+            headers["Content-Type"] = content_type
+        return headers
+
+    async def _get_json(self, op: Operation, image_id: str | None, url: URL, caller: Caller) -> Any:
+        """GET with retries inside one deadline; a 2xx body decoded, anything else a fault."""
+        settings = self._settings
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + settings.glance_timeout
+        attempt = 0
+        while True:
+            remaining = deadline - loop.time()
+            try:
+                answer = await self._fetch("GET", url, caller, remaining)
+            except _TRANSPORT_ERRORS as exc:
+                failure: str = type(exc).__name__
+            else:
+                if answer.status < 300:
+                    return _decode(answer.body)
+                if answer.status not in _RETRY_STATUSES:
+                    raise to_fault(op, image_id, answer, self._keystone)
+                failure = f"status {answer.status}"
+            attempt += 1
+            pause = random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt))  # noqa: S311
+            if attempt > settings.glance_retries or loop.time() + pause >= deadline:
+                log.warning("glance_unavailable", op=op, attempts=attempt, failure=failure)
+                raise ServiceUnavailable(UNAVAILABLE, retry_after=settings.retry_after)
+            log.info("glance_retry", op=op, attempt=attempt, failure=failure)
+            await asyncio.sleep(pause)
+
+    async def _send(
+        self,
+        method: str,
+        url: URL,
+        caller: Caller,
+        body: bytes | None = None,
+        content_type: str | None = None,
+    ) -> GlanceAnswer:
+        """One write, no retries of our own (a blind retry could repeat a delete)."""
+        try:
+            return await self._fetch(
+                method, url, caller, self._settings.glance_timeout, body, content_type
+            )
+        except _TRANSPORT_ERRORS as exc:
+            log.warning("glance_unavailable", method=method, failure=type(exc).__name__)
+            raise ServiceUnavailable(UNAVAILABLE, retry_after=self._settings.retry_after) from None
+
+    async def _fetch(
+        self,
+        method: str,
+        url: URL,
+        caller: Caller,
+        total: float,
+        body: bytes | None = None,
+        content_type: str | None = None,
+    ) -> GlanceAnswer:
+        if total <= 0:
+            raise TimeoutError
+        timeout = aiohttp.ClientTimeout(
+            total=total, connect=min(self._settings.connect_timeout, total)
+        )
+        async with self._session.request(
+            method,
+            url,
+            headers=self._headers(caller, content_type),
+            data=body,
+            timeout=timeout,
+            allow_redirects=False,
+        ) as response:
+            payload = await _read_capped(response, self._settings.glance_max_body)
+            return GlanceAnswer(
+                status=response.status,
+                reason=response.reason or HTTPStatus(response.status).phrase,
+                content_type=response.content_type,
+                body=payload,
+                www_authenticate=response.headers.get("WWW-Authenticate"),
+            )
+
+
+async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    length = response.content_length
+    if length is not None:
+        if length > limit:
+            raise BadUpstreamResponse()
+        return await response.read()
+    chunks = bytearray()
+    async for chunk in response.content.iter_any():
+        chunks += chunk
+        if len(chunks) > limit:
+            raise BadUpstreamResponse()
+    return bytes(chunks)
+
+
+def _decode(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise BadUpstreamResponse() from None

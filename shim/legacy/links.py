@@ -1,0 +1,34 @@
+"""Where links point: the shim's public URL, or the caller's view of it.
+
+Self, bookmark and next links start at ``SHIM_PUBLIC_URL`` when set (Nova's
+``compute_link_prefix``); otherwise at the request's scheme and host, where
+``Forwarded``/``X-Forwarded-*`` count only from ``SHIM_TRUSTED_PROXIES`` (SPEC §4).
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from shim.headers import client_scheme_host
+from shim.keys import SETTINGS
+from shim.legacy.views import LinkContext, link_context
+
+
+def public_base(request: web.Request) -> str:
+    settings = request.app[SETTINGS]
+    if settings.public_url is not None:
+        return str(settings.public_url).rstrip("/")
+    scheme, host = client_scheme_host(
+        request.remote,
+        list(request.headers.items()),
+        request.scheme,
+        request.host,
+        settings.trusted_proxies,
+    )
+    return f"{scheme}://{host}"
+
+
+def link_context_for(
+    request: web.Request, prefix: str, project_id: str | None, glance_base: str
+) -> LinkContext:
+    return link_context(public_base(request), prefix, project_id, glance_base)

@@ -1,0 +1,251 @@
+"""Prometheus metrics, and the metrics-port app serving ``/metrics``, ``/healthz``, ``/readyz``.
+
+Metric objects are process-wide (prometheus-client keeps one value per process, and in
+multiprocess mode one mmap file per pid), created lazily on first use so that importing
+this module has no side effect and the pre-fork master never creates any.
+
+Across workers: every worker runs its own metrics site on ``SHIM_METRICS_LISTEN``
+(``SO_REUSEPORT``, like the API port). With more than one worker, prometheus-client's
+multiprocess mode is on (``PROMETHEUS_MULTIPROC_DIR``; the CLI makes a temporary one when
+it is unset), so whichever worker answers a scrape reads every worker's files and returns
+the same aggregate: counters and histograms summed, the in-flight gauge summed over live
+workers (``livesum``). A probe answered by a worker proves that worker's event loop runs,
+which an exporter in the master could not show.
+
+Labels are bounded: ``route`` is a template (`shim.access.route_of`), ``method`` one of
+`METHODS` or ``other``, ``status`` an HTTP status code, ``microversion`` a valid version no
+higher than the configured maximum, else ``invalid`` (``none`` when absent), ``client`` one
+of `shim.user_agents.KNOWN_CLIENTS` or ``other``, ``upstream`` one of glance, keystone,
+nova.
+
+It must not call Glance or any upstream: probes only read `Runtime`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from aiohttp import web
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    multiprocess,
+    values,
+)
+from prometheus_client.exposition import choose_encoder
+
+from shim.keys import RUNTIME, Runtime
+
+NAMESPACE: Final = "nova_image_shim"
+METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+NO_VERSION: Final = "none"
+INVALID_VERSION: Final = "invalid"
+_VERSION_RE: Final = re.compile(r"([1-9]\d{0,8})\.(0|[1-9]\d{0,8})")
+# Legacy calls are mostly Glance round trips (tens of ms); unpaged lists of big catalogues
+# and slow passthrough calls reach tens of seconds.
+REQUEST_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+UPSTREAM_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+_multiproc_dir: Path | None = None
+_metrics: ShimMetrics | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ShimMetrics:
+    registry: CollectorRegistry
+    requests: Counter
+    request_duration: Histogram
+    in_flight: Gauge
+    upstream_requests: Counter
+    upstream_duration: Histogram
+    token_cache: Counter
+    legacy_clients: Counter
+
+
+def _create() -> ShimMetrics:
+    registry = CollectorRegistry(auto_describe=True)
+    if _multiproc_dir is None:
+        # Single process: the usual process_*/python_* series too (the multiprocess
+        # collector cannot aggregate those, so they are left out there).
+        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            registry.register(collector)
+    return ShimMetrics(
+        registry=registry,
+        requests=Counter(
+            "requests",
+            "API requests answered, by route template, method, status and microversion.",
+            ["route", "method", "status", "microversion"],
+            namespace=NAMESPACE,
+            registry=registry,
+        ),
+        request_duration=Histogram(
+            "request_duration_seconds",
+            "Time from request head to the last byte of the answer.",
+            ["route", "method"],
+            namespace=NAMESPACE,
+            registry=registry,
+            buckets=REQUEST_BUCKETS,
+        ),
+        in_flight=Gauge(
+            "requests_in_flight",
+            "API requests being handled now.",
+            namespace=NAMESPACE,
+            registry=registry,
+            multiprocess_mode="livesum",
+        ),
+        upstream_requests=Counter(
+            "upstream_requests",
+            "Calls to Glance, Keystone and Nova, by operation and outcome "
+            "(2xx..5xx, timeout, connect_error, error).",
+            ["upstream", "operation", "outcome"],
+            namespace=NAMESPACE,
+            registry=registry,
+        ),
+        upstream_duration=Histogram(
+            "upstream_duration_seconds",
+            "Time from sending an upstream request to its response headers (or failure).",
+            ["upstream", "operation"],
+            namespace=NAMESPACE,
+            registry=registry,
+            buckets=UPSTREAM_BUCKETS,
+        ),
+        token_cache=Counter(
+            "token_cache_lookups",
+            "Keystone token-cache lookups, by result (hit, miss).",
+            ["result"],
+            namespace=NAMESPACE,
+            registry=registry,
+        ),
+        legacy_clients=Counter(
+            "legacy_client_requests",
+            "Requests to the legacy image routes, by the User-Agent's first product token "
+            "when it is a known client, else 'other'.",
+            ["client"],
+            namespace=NAMESPACE,
+            registry=registry,
+        ),
+    )
+
+
+def enable_multiprocess(path: Path) -> None:
+    """Aggregate across worker processes through *path* (call before any metric is used).
+
+    prometheus-client picks its value class when ``prometheus_client.values`` is imported,
+    from ``PROMETHEUS_MULTIPROC_DIR``; the variable is set here for the workers it forks and
+    the choice made again, since the CLI may have imported the package before deciding.
+    """
+    global _multiproc_dir
+    if _metrics is not None:
+        raise RuntimeError("metrics already in use; enable multiprocess mode before forking")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+    values.ValueClass = values.get_value_class()
+    _multiproc_dir = path
+
+
+def multiprocess_dir() -> Path | None:
+    return _multiproc_dir
+
+
+def get() -> ShimMetrics:
+    global _metrics
+    if _metrics is None:
+        _metrics = _create()
+    return _metrics
+
+
+def method_label(method: str) -> str:
+    return method if method in METHODS else "other"
+
+
+def microversion_label(value: str | None, max_version: tuple[int, int]) -> str:
+    """``2.N`` when *value* is a valid version within the range, ``invalid`` otherwise."""
+    if not value:
+        return NO_VERSION
+    match = _VERSION_RE.fullmatch(value.strip())
+    if match is None:
+        return INVALID_VERSION
+    version = (int(match.group(1)), int(match.group(2)))
+    if not (2, 1) <= version <= max_version:
+        return INVALID_VERSION
+    return f"{version[0]}.{version[1]}"
+
+
+def observe_request(
+    route: str,
+    method: str,
+    status: int,
+    microversion: str,
+    seconds: float,
+    client: str | None,
+) -> None:
+    """One answered request; *client* is set for legacy image routes only."""
+    metrics = get()
+    method = method_label(method)
+    metrics.requests.labels(route, method, str(status), microversion).inc()
+    metrics.request_duration.labels(route, method).observe(seconds)
+    if client is not None:
+        metrics.legacy_clients.labels(client).inc()
+
+
+def observe_upstream(upstream: str, operation: str, outcome: str, seconds: float) -> None:
+    metrics = get()
+    metrics.upstream_requests.labels(upstream, operation, outcome).inc()
+    metrics.upstream_duration.labels(upstream, operation).observe(seconds)
+
+
+def token_cache(hit: bool) -> None:
+    """Count one token-cache lookup (called by ``shim.auth``)."""
+    get().token_cache.labels("hit" if hit else "miss").inc()
+
+
+def render(accept: str | None) -> tuple[bytes, str]:
+    """The exposition (Prometheus text, or OpenMetrics if asked) and its content type."""
+    if _multiproc_dir is not None:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=str(_multiproc_dir))
+    else:
+        registry = get().registry
+    encoder, content_type = choose_encoder(accept or "")
+    return encoder(registry), content_type
+
+
+def create_metrics_app(runtime: Runtime) -> web.Application:
+    """The metrics-port app. *runtime* is the API app's, shared so /readyz sees draining."""
+    get()  # create the metrics now, so /metrics lists every family from the start
+    app = web.Application()
+    app[RUNTIME] = runtime
+    app.router.add_get("/metrics", metrics_handler)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    return app
+
+
+async def metrics_handler(request: web.Request) -> web.Response:
+    # Multiprocess mode reads one file per worker: off the event loop.
+    body, content_type = await asyncio.to_thread(render, request.headers.get("Accept"))
+    response = web.Response(body=body)
+    response.headers["Content-Type"] = content_type
+    return response
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.Response(text="ok\n")
+
+
+async def readyz(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    if runtime.draining:
+        return web.Response(status=503, text="draining\n")
+    if not runtime.session_open:
+        return web.Response(status=503, text="upstream session not open\n")
+    return web.Response(text="ready\n")

@@ -1,0 +1,24 @@
+"""Network odds and ends for fault tests: a port nobody listens on, pool occupancy."""
+
+from __future__ import annotations
+
+import socket
+
+import aiohttp
+from yarl import URL
+
+
+def refused_url(host: str = "127.0.0.1") -> URL:
+    """An http URL whose port was just bound and released, so connecting is refused."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port = sock.getsockname()[1]
+    return URL.build(scheme="http", host=host, port=port)
+
+
+def acquired_connections(connector: aiohttp.BaseConnector) -> int:
+    """Connections currently checked out of *connector*'s pool (in use by a request).
+
+    aiohttp has no public counter; this reads the connector's own set, in one place.
+    """
+    return len(connector._acquired)

@@ -1,0 +1,437 @@
+"""Auth modes against the real Keystone and Glance (and a recording Keystone for faults).
+
+keystone mode: Nova's project-id 400, keystonemiddleware's 401, revocation within the
+cache TTL, 503 when Keystone cannot answer, the service token, Glance found in the
+token's catalogue. trusted-headers mode: identity from the front's headers and the same
+project check. The recording upstream stands in for Keystone only where the real one
+cannot produce the case (5xx, garbage, stalls) or where its requests must be counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import pytest
+import structlog
+from aiohttp.test_utils import TestClient
+from pytest_aiohttp import AiohttpServer
+from yarl import URL
+
+from shim.auth import IDENTITY_UNAVAILABLE
+from shim.faults import FAULT_CONTENT_TYPE, UNAUTHORIZED_BODY
+from shim.keys import KEYSTONE
+from shim.legacy.routes import NO_IMAGE_ENDPOINT
+from shim.token_cache import Verdict
+from tests.fakes import RecordingUpstream, Reply, refused_url
+from tests.integration.catalog_entries import registered_endpoints
+from tests.integration.conftest import MakeShim
+from tests.stack.catalogue import Catalogue
+from tests.stack.info import StackInfo
+
+pytestmark = pytest.mark.integration
+
+Client = TestClient[Any, Any]
+
+
+async def fetch(
+    client: Client, path: str, token: str | None = None, method: str = "GET", **headers: str
+) -> tuple[int, Any, bytes]:
+    if token is not None:
+        headers["X-Auth-Token"] = token
+    async with client.request(method, path, headers=headers) as response:
+        return response.status, response.headers, await response.read()
+
+
+def fault(name: str, code: int, message: str) -> bytes:
+    return json.dumps({name: {"code": code, "message": message}}).encode()
+
+
+def mismatch(url_project: str, token_project: str | None) -> bytes:
+    return fault(
+        "badRequest",
+        400,
+        f"Malformed request URL: URL's project_id '{url_project}' "
+        f"doesn't match Context's project_id '{token_project}'",
+    )
+
+
+def assert_401(stack_keystone: str, status: int, headers: Any, body: bytes) -> None:
+    assert status == 401
+    assert body == UNAUTHORIZED_BODY
+    assert headers["Content-Type"] == "application/json"
+    assert headers["WWW-Authenticate"] == f'Keystone uri="{stack_keystone}"'
+    assert headers["x-openstack-request-id"].startswith("req-")
+
+
+def alternate_hrefs(doc: dict[str, Any]) -> list[str]:
+    images = doc["images"] if "images" in doc else [doc["image"]]
+    return [link["href"] for image in images for link in image["links"] if link["rel"] == "alternate"]
+
+
+def no_double_slash(href: str) -> bool:
+    return "//" not in href.split("://", 1)[1]
+
+
+# --- keystone mode on the real Keystone -------------------------------------------------
+
+
+async def test_token_of_one_project_on_the_others_url_is_novas_400(
+    make_shim: MakeShim, real_stack: StackInfo, tokens: dict[str, str], catalogue: Catalogue
+) -> None:
+    client = await make_shim(auth="keystone")
+    a, b = real_stack.demo_a, real_stack.demo_b
+    image = catalogue.ids["cirros-active"]
+    for prefix in ("v2.1", "v2"):
+        for path in ("images", "images/detail", f"images/{image}", f"images/{image}/metadata"):
+            status, headers, body = await fetch(client, f"/{prefix}/{b}/{path}", tokens["alice"])
+            assert (status, body) == (400, mismatch(b, a))
+            assert headers["Content-Type"] == FAULT_CONTENT_TYPE
+        status, _, body = await fetch(
+            client, f"/{prefix}/{b}/images/{image}", tokens["alice"], method="DELETE"
+        )
+        assert (status, body) == (400, mismatch(b, a))
+        status, _, _ = await fetch(client, f"/{prefix}/{a}/images/{image}", tokens["alice"])
+        assert status == 200
+    # dave is in both projects: his token's scope decides, not his user.
+    status, _, body = await fetch(client, f"/v2.1/{a}/images", tokens["dave-b"])
+    assert (status, body) == (400, mismatch(a, b))
+    status, _, _ = await fetch(client, f"/v2.1/{b}/images", tokens["dave-b"])
+    assert status == 200
+
+
+@pytest.mark.parametrize("token", [None, "", "not-a-token", "gAAAAAB" + "x" * 180, "y" * 9000])
+async def test_missing_or_invalid_token_gets_keystonemiddlewares_401(
+    make_shim: MakeShim, real_stack: StackInfo, token: str | None
+) -> None:
+    client = await make_shim(auth="keystone")
+    with structlog.testing.capture_logs() as logs:
+        for path in ("/v2.1/images", f"/v2/{real_stack.demo_a}/images/detail"):
+            assert_401(real_stack.keystone_url, *await fetch(client, path, token))
+    if token:
+        assert token not in repr(logs)
+
+
+async def test_a_revoked_token_stops_working_within_the_cache_ttl(
+    make_shim: MakeShim, real_stack: StackInfo, catalogue: Catalogue
+) -> None:
+    ttl = 2.0
+    client = await make_shim(auth="keystone", token_cache_ttl=ttl)
+    token = await asyncio.to_thread(real_stack.new_token, "bob")
+    status, _, _ = await fetch(client, "/v2.1/images", token)
+    assert status == 200
+    await asyncio.to_thread(real_stack.revoke_token, token)
+    revoked_at = time.monotonic()
+    status, _, _ = await fetch(client, "/v2.1/images", token)
+    assert status in (200, 401)  # inside the TTL the cached verdict may still answer
+    await asyncio.sleep(max(0.0, revoked_at + ttl + 0.1 - time.monotonic()))
+    assert_401(real_stack.keystone_url, *await fetch(client, "/v2.1/images", token))
+    # The shim's own verdict (Glance's keystonemiddleware may still trust it for minutes).
+    assert client.app[KEYSTONE].cache.get(token) == Verdict(None)
+
+
+async def test_unreachable_keystone_is_a_503_never_a_pass(
+    make_shim: MakeShim, real_stack: StackInfo, tokens: dict[str, str]
+) -> None:
+    down = refused_url()
+    client = await make_shim(auth="keystone", keystone_url=down)
+    with structlog.testing.capture_logs() as logs:
+        for _ in range(2):  # a failure to ask is not cached as a verdict
+            status, headers, body = await fetch(client, "/v2.1/images", tokens["alice"])
+            assert status == 503
+            assert body == fault("serviceUnavailable", 503, IDENTITY_UNAVAILABLE)
+            assert headers["Retry-After"] == "5"
+            assert headers["Content-Type"] == FAULT_CONTENT_TYPE
+    assert tokens["alice"] not in repr(logs)
+    assert len(client.app[KEYSTONE].cache) == 0
+    # No token is still a plain 401, naming the configured Keystone.
+    status, headers, body = await fetch(client, "/v2.1/images")
+    assert (status, body) == (401, UNAUTHORIZED_BODY)
+    assert headers["WWW-Authenticate"] == f'Keystone uri="{str(down).rstrip("/")}"'
+
+
+async def test_service_credentials_validate_tokens(
+    make_shim: MakeShim, real_stack: StackInfo, tokens: dict[str, str], catalogue: Catalogue
+) -> None:
+    client = await make_shim(
+        auth="keystone",
+        service_username="glance",
+        service_password=real_stack.password("glance"),
+        service_project="service",
+    )
+    status, _, body = await fetch(client, f"/v2.1/{real_stack.demo_b}/images", tokens["bob"])
+    assert status == 200
+    assert {image["id"] for image in json.loads(body)["images"]} == set(catalogue.listings["bob"])
+    assert_401(real_stack.keystone_url, *await fetch(client, "/v2.1/images", "garbage"))
+
+    wrong = await make_shim(
+        auth="keystone",
+        service_username="glance",
+        service_password="wrong-password",
+        service_project="service",
+    )
+    status, headers, body = await fetch(wrong, "/v2.1/images", tokens["bob"])
+    assert (status, body) == (503, fault("serviceUnavailable", 503, IDENTITY_UNAVAILABLE))
+    assert headers["Retry-After"] == "5"
+
+
+async def test_glance_from_the_tokens_catalogue(
+    make_shim: MakeShim, real_stack: StackInfo, tokens: dict[str, str], catalogue: Catalogue
+) -> None:
+    client = await make_shim(auth="keystone", glance_url=None)
+    status, _, body = await fetch(client, f"/v2.1/{real_stack.demo_a}/images/detail", tokens["alice"])
+    assert status == 200
+    doc = json.loads(body)
+    assert [image["id"] for image in doc["images"]] == catalogue.listings["alice"]
+    hrefs = alternate_hrefs(doc)
+    assert hrefs
+    assert all(href.startswith(f"{real_stack.glance_url}/images/") for href in hrefs)
+    image = catalogue.ids["snapshot-of-vm"]
+    status, _, body = await fetch(client, f"/v2/images/{image}", tokens["alice"])
+    assert status == 200
+    assert alternate_hrefs(json.loads(body)) == [f"{real_stack.glance_url}/images/{image}"]
+    # A private image of demo-a is not bob's through the catalogue's Glance either.
+    status, _, _ = await fetch(client, f"/v2.1/images/{image}", tokens["bob"])
+    assert status == 404
+
+    public = await make_shim(
+        auth="keystone", glance_url=None, glance_public_url=URL("https://images.example//glance/")
+    )
+    status, _, body = await fetch(public, f"/v2.1/images/{image}", tokens["alice"])
+    assert status == 200
+    assert alternate_hrefs(json.loads(body)) == [f"https://images.example/glance/images/{image}"]
+
+
+async def test_catalogue_endpoints_with_version_suffixes_are_normalised(
+    make_shim: MakeShim, real_stack: StackInfo, tokens: dict[str, str], catalogue: Catalogue
+) -> None:
+    urls = {
+        "internal": f"{real_stack.glance_url}/v2/",
+        "public": "https://cloud.example/image/v2/",
+    }
+    image = catalogue.ids["snapshot-of-vm"]
+    with registered_endpoints(real_stack, "image", urls) as region:
+        client = await make_shim(
+            auth="keystone", glance_url=None, catalog_interface="internal", catalog_region=region
+        )
+        status, _, body = await fetch(client, f"/v2.1/{real_stack.demo_a}/images/detail?limit=5",
+                                      tokens["alice"])  # fmt: skip
+        assert status == 200
+        doc = json.loads(body)
+        assert [i["id"] for i in doc["images"]] == catalogue.listings["alice"][:5]
+        hrefs = alternate_hrefs(doc)
+        assert len(hrefs) == 5
+        assert all(href.startswith("https://cloud.example/image/images/") for href in hrefs)
+        every_href = [link["href"] for i in doc["images"] for link in i["links"]]
+        every_href += [link["href"] for link in doc["images_links"]]
+        assert all(no_double_slash(href) for href in every_href)
+        status, _, body = await fetch(client, f"/v2.1/images/{image}", tokens["alice"])
+        assert status == 200
+        assert alternate_hrefs(json.loads(body)) == [f"https://cloud.example/image/images/{image}"]
+
+
+async def test_no_image_endpoint_in_the_catalogue_is_a_clear_503(
+    make_shim: MakeShim, real_stack: StackInfo, tokens: dict[str, str]
+) -> None:
+    client = await make_shim(auth="keystone", glance_url=None, catalog_region="no-such-region")
+    status, headers, body = await fetch(client, "/v2.1/images", tokens["alice"])
+    assert (status, body) == (503, fault("serviceUnavailable", 503, NO_IMAGE_ENDPOINT))
+    assert headers["Retry-After"] == "5"
+    # Auth still comes first: a bad token is a 401, not the 503.
+    assert_401(real_stack.keystone_url, *await fetch(client, "/v2.1/images", "garbage"))
+
+
+# --- trusted-headers and passthrough on the real Glance ----------------------------------
+
+
+async def test_trusted_headers_mode_checks_the_headers_project(
+    make_shim: MakeShim, real_stack: StackInfo, tokens: dict[str, str], catalogue: Catalogue
+) -> None:
+    client = await make_shim(auth="trusted-headers")
+    a, b = real_stack.demo_a, real_stack.demo_b
+    alice = {
+        "X-Project-Id": a,
+        "X-User-Id": real_stack.user_ids["alice"],
+        "X-Roles": "member,reader",
+        "X-Identity-Status": "Confirmed",
+    }
+    status, _, body = await fetch(client, f"/v2.1/{a}/images", tokens["alice"], **alice)
+    assert status == 200
+    assert [i["id"] for i in json.loads(body)["images"]] == catalogue.listings["alice"]
+    status, headers, body = await fetch(client, f"/v2.1/{b}/images", tokens["alice"], **alice)
+    assert (status, body) == (400, mismatch(b, a))
+    assert headers["Content-Type"] == FAULT_CONTENT_TYPE
+    tenant = {"X-Tenant-Id": a, "X-Roles": "reader"}
+    status, _, body = await fetch(client, f"/v2/{b}/images/detail", tokens["alice"], **tenant)
+    assert (status, body) == (400, mismatch(b, a))
+    # Nobody vouched: no project, or keystonemiddleware said Invalid (delay_auth_decision).
+    keystone = real_stack.keystone_url
+    assert_401(keystone, *await fetch(client, "/v2.1/images", tokens["alice"]))
+    invalid = dict(alice, **{"X-Identity-Status": "Invalid"})
+    assert_401(keystone, *await fetch(client, "/v2.1/images", tokens["alice"], **invalid))
+    # The token still goes to Glance, which has the last word: none → Glance's 401.
+    status, _, body = await fetch(client, f"/v2.1/{a}/images", **alice)
+    assert (status, body) == (401, UNAUTHORIZED_BODY)
+
+
+async def test_passthrough_mode_leaves_the_project_to_glance(
+    make_shim: MakeShim, real_stack: StackInfo, tokens: dict[str, str], catalogue: Catalogue
+) -> None:
+    client = await make_shim(auth="passthrough")
+    status, _, body = await fetch(client, f"/v2.1/{real_stack.demo_b}/images", tokens["alice"])
+    assert status == 200  # SPEC §6: nothing is known about the token, so no 400
+    assert [i["id"] for i in json.loads(body)["images"]] == catalogue.listings["alice"]
+
+
+# --- a recording Keystone: what the real one cannot be made to do ------------------------
+
+
+def token_body(project: str = "p" * 32, expires_in: float = 3600.0) -> dict[str, Any]:
+    expires = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime(time.time() + expires_in))
+    return {
+        "token": {
+            "user": {"id": "u" * 32, "name": "someone"},
+            "project": {"id": project, "name": "p"},
+            "roles": [{"id": "r", "name": "reader"}],
+            "expires_at": expires,
+            "methods": ["password"],
+        }
+    }
+
+
+EMPTY_LIST = Reply.json({"images": [], "schema": "/v2/schemas/images", "first": "/v2/images"})
+
+
+async def fake_pair(aiohttp_server: AiohttpServer) -> tuple[RecordingUpstream, URL, URL]:
+    keystone, glance = RecordingUpstream(), RecordingUpstream(default=EMPTY_LIST)
+    return keystone, await keystone.start(aiohttp_server), await glance.start(aiohttp_server)
+
+
+def validations(keystone: RecordingUpstream) -> list[Any]:
+    return [r for r in keystone.requests if r.method == "GET"]
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        Reply(status=500),
+        Reply(status=502),
+        Reply(status=503),
+        Reply(status=403),  # a service user without the right to validate
+        Reply(status=200, body=b"<html>not json</html>"),
+        Reply.json({"token": {"user": {"id": "u"}}}),  # no expires_at
+        Reply.json(["not", "a", "token"]),
+        Reply(raw=b"garbage\r\n\r\n"),
+        Reply(abort_before_response=True),
+        Reply(delay=2.0),  # longer than the shim waits (glance_timeout)
+    ],
+)
+async def test_keystone_failures_are_503(
+    make_shim: MakeShim, aiohttp_server: AiohttpServer, reply: Reply
+) -> None:
+    keystone, keystone_url, glance_url = await fake_pair(aiohttp_server)
+    keystone.on("/v3/auth/tokens", reply, method="GET")
+    client = await make_shim(
+        auth="keystone", keystone_url=keystone_url, glance_url=glance_url, glance_timeout=0.5
+    )
+    status, headers, body = await fetch(client, "/v2.1/images", "some-token")
+    assert (status, body) == (503, fault("serviceUnavailable", 503, IDENTITY_UNAVAILABLE))
+    assert headers["Retry-After"] == "5"
+    assert len(client.app[KEYSTONE].cache) == 0
+
+
+async def test_validation_request_and_negative_cache(
+    make_shim: MakeShim, aiohttp_server: AiohttpServer
+) -> None:
+    keystone, keystone_url, glance_url = await fake_pair(aiohttp_server)
+    keystone.on("/v3/auth/tokens", Reply.json({"error": {"code": 404}}, status=404), method="GET")
+    # SHIM_KEYSTONE_URL may name the v3 root: the version is not doubled.
+    client = await make_shim(
+        auth="keystone", keystone_url=keystone_url / "v3" / "", glance_url=glance_url
+    )
+    for _ in range(3):
+        status, headers, body = await fetch(client, "/v2.1/images", "bad-token")
+        assert (status, body) == (401, UNAUTHORIZED_BODY)
+        assert headers["WWW-Authenticate"] == f'Keystone uri="{keystone_url}/v3"'
+    [sent] = validations(keystone)  # the negative cache answered the other two
+    assert sent.raw_path == "/v3/auth/tokens?nocatalog"
+    assert sent.header("X-Subject-Token") == "bad-token"
+    assert sent.header("X-Auth-Token") == "bad-token"  # a token may validate itself
+    # A token that cannot be a token never reaches Keystone.
+    status, _, _ = await fetch(client, "/v2.1/images", "z" * 9000)
+    assert status == 401
+    assert len(validations(keystone)) == 1
+
+
+async def test_concurrent_requests_with_one_token_validate_once(
+    make_shim: MakeShim, aiohttp_server: AiohttpServer
+) -> None:
+    keystone, keystone_url, glance_url = await fake_pair(aiohttp_server)
+    body = json.dumps(token_body()).encode()
+    slow = Reply(status=200, headers=(("Content-Type", "application/json"),), body=body, delay=0.3)
+    keystone.on("/v3/auth/tokens", slow, method="GET")
+    client = await make_shim(auth="keystone", keystone_url=keystone_url, glance_url=glance_url)
+    results = await asyncio.gather(*(fetch(client, "/v2.1/images", "tok-1") for _ in range(10)))
+    assert [status for status, _, _ in results] == [200] * 10
+    assert len(validations(keystone)) == 1
+    await fetch(client, "/v2.1/images", "tok-2")
+    assert len(validations(keystone)) == 2
+
+
+async def test_cache_never_outlives_the_tokens_expiry(
+    make_shim: MakeShim, aiohttp_server: AiohttpServer
+) -> None:
+    keystone, keystone_url, glance_url = await fake_pair(aiohttp_server)
+    keystone.on("/v3/auth/tokens", Reply.json(token_body(expires_in=1.0)), method="GET")
+    client = await make_shim(auth="keystone", keystone_url=keystone_url, glance_url=glance_url)
+    assert (await fetch(client, "/v2.1/images", "short"))[0] == 200
+    assert (await fetch(client, "/v2.1/images", "short"))[0] == 200
+    assert len(validations(keystone)) == 1
+    await asyncio.sleep(1.1)  # the TTL is 300 s, but the token has expired: ask again
+    assert (await fetch(client, "/v2.1/images", "short"))[0] == 200
+    assert len(validations(keystone)) == 2
+
+
+async def test_service_token_is_reused_and_renewed_on_401(
+    make_shim: MakeShim, aiohttp_server: AiohttpServer
+) -> None:
+    keystone, keystone_url, glance_url = await fake_pair(aiohttp_server)
+    issued = [
+        Reply.json(token_body(), status=201, headers=(("X-Subject-Token", f"svc-{n}"),))
+        for n in (1, 2)
+    ]
+    keystone.on("/v3/auth/tokens", *issued, method="POST")
+    keystone.on(
+        "/v3/auth/tokens",
+        Reply.json(token_body()),
+        Reply.json(token_body()),
+        Reply(status=401),  # svc-1 revoked behind our back
+        Reply.json(token_body()),
+        method="GET",
+    )
+    client = await make_shim(
+        auth="keystone",
+        keystone_url=keystone_url,
+        glance_url=glance_url,
+        service_username="shim",
+        service_password="secret-pw",
+        service_project="service",
+        service_domain="Default",
+    )
+    for token in ("t1", "t2", "t3"):
+        assert (await fetch(client, "/v2.1/images", token))[0] == 200
+    posts = [r for r in keystone.requests if r.method == "POST"]
+    assert len(posts) == 2
+    auth = json.loads(posts[0].body)["auth"]
+    assert auth["identity"]["password"]["user"] == {
+        "name": "shim",
+        "domain": {"name": "Default"},
+        "password": "secret-pw",
+    }
+    assert auth["scope"] == {"project": {"name": "service", "domain": {"name": "Default"}}}
+    assert posts[0].raw_path == "/v3/auth/tokens?nocatalog"
+    gets = validations(keystone)
+    assert [g.header("X-Auth-Token") for g in gets] == ["svc-1", "svc-1", "svc-1", "svc-2"]
+    assert [g.header("X-Subject-Token") for g in gets] == ["t1", "t2", "t3", "t3"]

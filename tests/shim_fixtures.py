@@ -1,0 +1,42 @@
+"""``make_shim``: the shim in-process in front of the real Glance and Keystone of ``real_stack``."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from pytest_aiohttp import AiohttpClient
+from yarl import URL
+
+from shim.app import create_app
+from shim.settings import Settings
+from tests.stack.info import StackInfo
+
+MakeShim = Callable[..., Awaitable[TestClient[Any, Any]]]
+
+# Small Glance pages so the standard catalogue (61 images for alice) spans several.
+TEST_PAGE_SIZE = 10
+
+
+def stack_settings(stack: StackInfo, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "glance_url": URL(stack.glance_url),
+        "keystone_url": URL(stack.keystone_url),
+        "metrics_listen": None,
+        "glance_page_size": TEST_PAGE_SIZE,
+        "workers": 1,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def make_shim(aiohttp_client: AiohttpClient, real_stack: StackInfo) -> MakeShim:
+    """``await make_shim(**settings)``: a test client of a shim over the real stack."""
+
+    async def make(**overrides: Any) -> TestClient[Any, Any]:
+        return await aiohttp_client(create_app(stack_settings(real_stack, **overrides)))
+
+    return make

@@ -1,0 +1,227 @@
+"""Configuration files of the stack's Keystone and Glance, rendered from a base directory.
+
+Owns the on-disk layout of one server's run directory and the text of its config files
+(REAL_STACK.md §2 and §6). It must not write files other than through `write_*`, nor
+start anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+# Keystone's default token lifetime is one hour; a long test session keeps its tokens.
+TOKEN_EXPIRATION: Final = 6 * 3600
+# keystonemiddleware's default: a token validated once is trusted for this long, even if
+# revoked meanwhile. Recorded in StackInfo so cache tests can account for it.
+GLANCE_TOKEN_CACHE_TIME: Final = 300
+
+
+@dataclass(frozen=True, slots=True)
+class KeystoneDirs:
+    base: Path
+
+    @property
+    def etc(self) -> Path:
+        return self.base / "etc"
+
+    @property
+    def conf(self) -> Path:
+        return self.etc / "keystone.conf"
+
+    @property
+    def db(self) -> Path:
+        return self.base / "keystone.sqlite"
+
+    @property
+    def fernet_keys(self) -> Path:
+        return self.base / "fernet-keys"
+
+    @property
+    def credential_keys(self) -> Path:
+        return self.base / "credential-keys"
+
+    @property
+    def app_log(self) -> Path:
+        return self.base / "log" / "keystone.log"
+
+    @property
+    def server_log(self) -> Path:
+        return self.base / "log" / "gunicorn.log"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.base / "gunicorn.pid"
+
+    def write(self) -> None:
+        for sub in (self.etc, self.app_log.parent):
+            sub.mkdir(parents=True, exist_ok=True)
+        # bcrypt at 4 rounds: every password token costs milliseconds, not a quarter second.
+        self.conf.write_text(
+            f"""[DEFAULT]
+log_file = {self.app_log}
+debug = false
+
+[database]
+connection = sqlite:///{self.db}
+
+[identity]
+password_hash_rounds = 4
+
+[token]
+provider = fernet
+expiration = {TOKEN_EXPIRATION}
+
+[fernet_tokens]
+key_repository = {self.fernet_keys}
+
+[fernet_receipts]
+key_repository = {self.fernet_keys}
+
+[credential]
+key_repository = {self.credential_keys}
+"""
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class GlanceDirs:
+    base: Path
+
+    @property
+    def etc(self) -> Path:
+        return self.base / "etc"
+
+    @property
+    def conf(self) -> Path:
+        return self.etc / "glance-api.conf"
+
+    @property
+    def paste(self) -> Path:
+        return self.etc / "glance-api-paste.ini"
+
+    @property
+    def data(self) -> Path:
+        return self.base / "data"
+
+    @property
+    def db(self) -> Path:
+        return self.data / "glance.sqlite"
+
+    @property
+    def images(self) -> Path:
+        return self.data / "images"
+
+    @property
+    def staging(self) -> Path:
+        return self.data / "staging"
+
+    @property
+    def app_log(self) -> Path:
+        return self.base / "log" / "glance-api.log"
+
+    @property
+    def server_log(self) -> Path:
+        return self.base / "log" / "gunicorn.log"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.base / "gunicorn.pid"
+
+    def write(self, keystone_url: str, service_password: str) -> None:
+        for sub in (self.etc, self.images, self.staging, self.data / "tasks", self.app_log.parent):
+            sub.mkdir(parents=True, exist_ok=True)
+        self.conf.write_text(
+            f"""[DEFAULT]
+enabled_backends = fs:file
+log_file = {self.app_log}
+debug = false
+limit_param_default = 25
+api_limit_max = 1000
+
+[database]
+connection = sqlite:///{self.db}
+
+[glance_store]
+default_backend = fs
+
+[fs]
+filesystem_store_datadir = {self.images}/
+
+[os_glance_staging_store]
+filesystem_store_datadir = {self.staging}/
+
+[os_glance_tasks_store]
+filesystem_store_datadir = {self.data / "tasks"}/
+
+[image_format]
+# The upstream default (true) rejects the dummy bytes tests upload (REAL_STACK.md §5.4).
+require_image_format_match = false
+
+[paste_deploy]
+flavor = keystone
+config_file = {self.paste}
+
+[keystone_authtoken]
+www_authenticate_uri = {keystone_url}
+auth_url = {keystone_url}
+auth_type = password
+project_domain_name = Default
+user_domain_name = Default
+project_name = service
+username = glance
+password = {service_password}
+token_cache_time = {GLANCE_TOKEN_CACHE_TIME}
+
+[oslo_policy]
+enforce_scope = true
+enforce_new_defaults = true
+"""
+        )
+        # The upstream keystone pipeline minus osprofiler (REAL_STACK.md §6).
+        self.paste.write_text(
+            f"""[composite:glance-api-keystone]
+paste.composite_factory = glance.api:root_app_factory
+/: api
+/healthcheck: healthcheck
+
+[composite:api]
+paste.composite_factory = glance.api:pipeline_factory
+keystone = cors http_proxy_to_wsgi versionnegotiation authtoken context rootapp
+
+[composite:rootapp]
+paste.composite_factory = glance.api:root_app_factory
+/: apiversions
+/v2: apiv2app
+
+[app:apiversions]
+paste.app_factory = glance.api.versions:create_resource
+
+[app:apiv2app]
+paste.app_factory = glance.api.v2.router:API.factory
+
+[app:healthcheck]
+paste.app_factory = oslo_middleware:Healthcheck.app_factory
+backends = disable_by_file
+disable_by_file_path = {self.base / "healthcheck_disable"}
+
+[filter:versionnegotiation]
+paste.filter_factory = glance.api.middleware.version_negotiation:VersionNegotiationFilter.factory
+
+[filter:context]
+paste.filter_factory = glance.api.middleware.context:ContextMiddleware.factory
+
+[filter:authtoken]
+paste.filter_factory = keystonemiddleware.auth_token:filter_factory
+delay_auth_decision = true
+
+[filter:cors]
+paste.filter_factory = oslo_middleware.cors:filter_factory
+oslo_config_project = glance
+oslo_config_program = glance-api
+
+[filter:http_proxy_to_wsgi]
+paste.filter_factory = oslo_middleware:HTTPProxyToWSGI.factory
+"""
+        )

@@ -1,0 +1,144 @@
+"""pytest fixtures over the real stack (registered from ``tests/conftest.py``).
+
+- ``real_stack`` (session): `StackInfo` of a running Keystone + Glance. Reuses the stack
+  named by the state file when it is up and healthy (and leaves it running); otherwise
+  installs and starts one, and stops it at the end of the session. Never skips: a stack
+  that cannot be provisioned is an error carrying the log tail.
+- ``tokens`` (session): project-scoped tokens by user name: ``alice``, ``bob``,
+  ``carol``, ``dave`` (demo-a), ``dave-b`` (dave on demo-b) and ``admin``.
+- ``glance_api`` (session): `GlanceApi` for direct Glance calls as any user.
+- ``catalogue`` (session): the standard catalogue (`catalogue.SPECS`), seeded once on a
+  wiped database. Tests must not change its images; they use ``scratch_images``.
+- ``scratch_images`` (function): a factory of images that are purged afterwards.
+- ``bulk_images`` (function): `seed.bulk_insert` whose rows are purged afterwards.
+
+These fixtures are blocking (stdlib HTTP and sqlite): call them outside the event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.stack.catalogue import Catalogue, seed_standard_catalogue
+from tests.stack.info import StackInfo
+from tests.stack.realstack import ensure_up
+from tests.stack.rest import JsonObject
+from tests.stack.seed import GlanceApi, bulk_insert, purge
+
+
+class ScratchImages:
+    """``scratch_images(owner="alice", data=None, **fields)`` creates an image, uploads
+    `data` if given, and returns Glance's JSON for it; every image is purged at teardown."""
+
+    def __init__(self, stack: StackInfo) -> None:
+        self.stack = stack
+        self.api = GlanceApi(stack)
+        self.ids: list[str] = []
+
+    def __call__(
+        self,
+        owner: str = "alice",
+        *,
+        project: str | None = None,
+        data: bytes | None = None,
+        **fields: Any,
+    ) -> JsonObject:
+        image = self.api.create(owner, project, **fields)
+        self.ids.append(image["id"])
+        if data is not None:
+            self.api.upload(owner, image["id"], data, project)
+            image = self.api.get(owner, image["id"], project)
+        return image
+
+    def cleanup(self) -> None:
+        purge(self.stack, self.ids)
+        self.ids.clear()
+
+
+class BulkImages:
+    """``bulk_images(n, owner_project_id, **kwargs)``: `seed.bulk_insert`, purged at teardown."""
+
+    def __init__(self, stack: StackInfo) -> None:
+        self.stack = stack
+        self.ids: list[str] = []
+
+    def __call__(self, n: int, owner: str, **kwargs: Any) -> list[str]:
+        ids = bulk_insert(self.stack, n, owner, **kwargs)
+        self.ids.extend(ids)
+        return ids
+
+    def cleanup(self) -> None:
+        purge(self.stack, self.ids)
+        self.ids.clear()
+
+
+_REPORT = pytest.StashKey[list[str]]()
+
+
+def _report(config: pytest.Config, line: str) -> None:
+    config.stash.setdefault(_REPORT, []).append(line)
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    lines = config.stash.get(_REPORT, [])
+    if lines:
+        terminalreporter.write_sep("-", "real stack")
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def real_stack(pytestconfig: pytest.Config) -> Iterator[StackInfo]:
+    running = ensure_up()
+    how = "started" if running.started else "reused"
+    times = ", ".join(f"{key} {value:.1f}s" for key, value in running.timings.items())
+    _report(pytestconfig, f"{how}: keystone {running.info.keystone_url}, glance "
+            f"{running.info.glance_url} ({times})")  # fmt: skip
+    try:
+        yield running.info
+    finally:
+        running.close()
+
+
+@pytest.fixture(scope="session")
+def tokens(real_stack: StackInfo) -> dict[str, str]:
+    users: dict[str, tuple[str, str | None]] = {
+        name: (name, None) for name in ("alice", "bob", "carol", "dave", "admin")
+    }
+    users["dave-b"] = ("dave", "demo-b")
+    return {key: real_stack.token(user, project) for key, (user, project) in users.items()}
+
+
+@pytest.fixture(scope="session")
+def glance_api(real_stack: StackInfo) -> GlanceApi:
+    return GlanceApi(real_stack)
+
+
+@pytest.fixture(scope="session")
+def catalogue(real_stack: StackInfo, pytestconfig: pytest.Config) -> Catalogue:
+    seeded = seed_standard_catalogue(real_stack)
+    _report(pytestconfig, f"standard catalogue: {len(seeded.ids)} images in {seeded.seconds:.1f}s")
+    return seeded
+
+
+@pytest.fixture
+def scratch_images(real_stack: StackInfo) -> Iterator[ScratchImages]:
+    factory = ScratchImages(real_stack)
+    try:
+        yield factory
+    finally:
+        factory.cleanup()
+
+
+@pytest.fixture
+def bulk_images(real_stack: StackInfo) -> Iterator[BulkImages]:
+    factory = BulkImages(real_stack)
+    try:
+        yield factory
+    finally:
+        factory.cleanup()

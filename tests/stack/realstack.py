@@ -1,0 +1,228 @@
+"""Bring the real Keystone 30 + Glance 33 stack up on 127.0.0.1, reuse it, take it down.
+
+`ensure_up` is the one entry point for both the CLI and the pytest fixtures: it installs
+the pinned virtualenvs if needed, reuses a running healthy stack named by the state file,
+or starts a fresh one (new run directory, free ports, Keystone provisioned through its
+API, Glance with keystonemiddleware against it). Every failure raises `StackError` with
+the relevant log tail; nothing is ever skipped. It must not seed images (see `seed`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.stack import identity
+from tests.stack.configs import GLANCE_TOKEN_CACHE_TIME, GlanceDirs, KeystoneDirs
+from tests.stack.info import StackInfo
+from tests.stack.install import copy_templates, ensure_installed
+from tests.stack.layout import HOST, StackPaths
+from tests.stack.procs import (
+    StackError,
+    file_lock,
+    free_port,
+    group_leaders_in,
+    http_ok,
+    pid_runs_in,
+    spawn,
+    stop_group,
+    tail,
+    wait_ready,
+)
+from tests.stack.rest import expect, request
+
+__all__ = [
+    "RunningStack",
+    "StackError",
+    "StackInfo",
+    "StackPaths",
+    "ensure_up",
+    "load_state",
+    "stop",
+]
+
+
+@dataclass(slots=True)
+class RunningStack:
+    """A stack this process holds: `started` tells whether this process started it."""
+
+    info: StackInfo
+    started: bool
+    timings: dict[str, float] = field(default_factory=dict)
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def close(self) -> None:
+        """Stop the servers if this process started them; a reused stack is left running."""
+        if not self.started:
+            return
+        stop(self.info)
+        for proc in self.procs:
+            proc.wait(timeout=30)
+        self.procs.clear()
+
+
+def ensure_up(paths: StackPaths | None = None) -> RunningStack:
+    paths = paths or StackPaths.from_env()
+    timings: dict[str, float] = {}
+    start = time.monotonic()
+    timings["install"] = ensure_installed(paths).seconds
+    with file_lock(paths.lock_file):
+        info = load_state(paths)
+        if info is not None and healthy(info):
+            timings["total"] = time.monotonic() - start
+            return RunningStack(info, started=False, timings=timings)
+        if info is not None:
+            stop(info)
+        running = _start(paths, timings)
+        paths.state_file.write_text(running.info.to_json())
+    timings["total"] = time.monotonic() - start
+    return running
+
+
+def load_state(paths: StackPaths | None = None) -> StackInfo | None:
+    paths = paths or StackPaths.from_env()
+    try:
+        return StackInfo.from_json(paths.state_file.read_text())
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise StackError(f"unreadable state file {paths.state_file}: {exc!r}") from exc
+
+
+def healthy(info: StackInfo) -> bool:
+    return (
+        pid_runs_in(info.keystone_pid, info.run_dir)
+        and pid_runs_in(info.glance_pid, info.run_dir)
+        and http_ok(f"{info.keystone_url}/v3")
+        and http_ok(f"{info.glance_url}/healthcheck")
+    )
+
+
+def stop(info: StackInfo) -> None:
+    """Stop both servers (only pids still running in this stack's run dir)."""
+    for pid in (info.glance_pid, info.keystone_pid):
+        if pid_runs_in(pid, info.run_dir):
+            stop_group(pid)
+    (info.run_dir / "state.json").unlink(missing_ok=True)
+
+
+def _server_env(extra: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON") and k != "VIRTUAL_ENV"}
+    env.update(extra)
+    return env
+
+
+def _gunicorn(bin_dir: Path, port: int, pid_file: Path, app: str, run_dir: Path) -> list[str]:
+    """gunicorn serving `app` ("package.module:application") through a one-line wrapper.
+
+    oslo.config in Keystone parses ``sys.argv`` and rejects gunicorn's flags, so the
+    wrapper (written next to the pid file) clears them before importing the application.
+    ``--chdir`` puts the servers in the run dir, which is how `stop` recognises our pids;
+    the control socket would otherwise be one shared file in ``$HOME``.
+    """
+    module, attr = app.split(":")
+    wrapper = pid_file.parent / f"{pid_file.stem}_wsgi.py"
+    wrapper.write_text(
+        f"import sys\n\nsys.argv[1:] = []\nfrom {module} import {attr}  # noqa: E402\n"
+    )
+    return [
+        str(bin_dir / "gunicorn"),
+        f"--bind={HOST}:{port}",
+        "--workers=1",
+        "--threads=4",
+        "--timeout=300",
+        "--graceful-timeout=5",
+        "--no-control-socket",
+        f"--pid={pid_file}",
+        f"--chdir={run_dir}",
+        f"--pythonpath={wrapper.parent}",
+        f"{wrapper.stem}:{attr}",
+    ]
+
+
+def _start(paths: StackPaths, timings: dict[str, float]) -> RunningStack:
+    if paths.run.exists():
+        for pid in group_leaders_in(paths.run):
+            stop_group(pid)
+        shutil.rmtree(paths.run)
+    keystone = KeystoneDirs(paths.run / "keystone")
+    glance = GlanceDirs(paths.run / "glance")
+    ks_port, g_port = free_port(HOST), free_port(HOST)
+    while g_port == ks_port:
+        g_port = free_port(HOST)
+    keystone_url, glance_url = f"http://{HOST}:{ks_port}", f"http://{HOST}:{g_port}"
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        mark = time.monotonic()
+        keystone.write()
+        copy_templates(paths, keystone, glance)
+        identity.bootstrap(paths, keystone, keystone_url)
+        timings["keystone_bootstrap"] = time.monotonic() - mark
+        cmd = _gunicorn(
+            paths.keystone.bin,
+            ks_port,
+            keystone.pid_file,
+            "keystone.wsgi.api:application",
+            paths.run,
+        )
+        env = _server_env({"OS_KEYSTONE_CONFIG_DIR": str(keystone.etc)})
+        procs.append(spawn(cmd, keystone.server_log, env=env))
+        logs = [keystone.server_log, keystone.app_log]
+        timings["keystone_ready"] = wait_ready("keystone", f"{keystone_url}/v3", procs[0], logs)
+        mark = time.monotonic()
+        ident = identity.provision(keystone_url, glance_url)
+        timings["keystone_provision"] = time.monotonic() - mark
+
+        glance.write(keystone_url, identity.password("glance"))
+        cmd = _gunicorn(
+            paths.glance.bin, g_port, glance.pid_file, "glance.wsgi.api:application", paths.run
+        )
+        env = _server_env({"OS_GLANCE_CONFIG_DIR": str(glance.etc)})
+        procs.append(spawn(cmd, glance.server_log, env=env))
+        logs = [glance.server_log, glance.app_log]
+        timings["glance_ready"] = wait_ready("glance", f"{glance_url}/healthcheck", procs[1], logs)
+        info = StackInfo(
+            keystone_url=keystone_url,
+            glance_url=glance_url,
+            keystone_port=ks_port,
+            glance_port=g_port,
+            keystone_pid=procs[0].pid,
+            glance_pid=procs[1].pid,
+            project_ids=ident.project_ids,
+            user_ids=ident.user_ids,
+            run_dir=paths.run,
+            glance_db=glance.db,
+            glance_data_dir=glance.images,
+            glance_staging_dir=glance.staging,
+            keystone_db=keystone.db,
+            logs={
+                "glance": glance.app_log,
+                "glance-server": glance.server_log,
+                "keystone": keystone.app_log,
+                "keystone-server": keystone.server_log,
+            },
+            glance_token_cache_time=GLANCE_TOKEN_CACHE_TIME,
+        )
+        mark = time.monotonic()
+        _check_auth(info)
+        timings["auth_check"] = time.monotonic() - mark
+    except BaseException:
+        for proc in procs:
+            stop_group(proc.pid)
+            proc.wait(timeout=30)
+        raise
+    return RunningStack(info, started=True, timings=timings, procs=procs)
+
+
+def _check_auth(info: StackInfo) -> None:
+    """Glance must authenticate real tokens through keystonemiddleware, and refuse none."""
+    url = f"{info.glance_url}/v2/images?limit=1"
+    try:
+        expect(request("GET", url, token=info.token("alice")), 200)
+        expect(request("GET", url), 401)
+    except StackError as exc:
+        raise StackError(f"{exc}\n{tail(info.logs['glance'])}") from exc

@@ -1,0 +1,262 @@
+"""Put images into the stack's Glance: through its API with real tokens, or its sqlite db.
+
+`GlanceApi` drives Glance v2 as a user would (create, upload, stage, import, deactivate,
+share, hide, delete, list). The module functions write Glance's sqlite database directly,
+and only for what the API cannot do (REAL_STACK.md §3): the statuses ``killed``,
+``saving``, ``importing``, ``pending_delete``/``deleted`` with ``deleted=0`` and unknown
+strings (`set_status`), thousands of rows at once (`bulk_insert`), and `wipe`.
+It must not decide what a catalogue contains (see `catalogue`).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import closing, contextmanager
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlencode
+
+from tests.stack.info import StackInfo
+from tests.stack.procs import StackError
+from tests.stack.rest import JsonObject, Response, expect, request
+
+PATCH_TYPE = "application/openstack-images-v2.1-json-patch"
+
+
+class GlanceApi:
+    """Glance v2 calls as `user` (scoped to `project`, a name; the user's default if None)."""
+
+    def __init__(self, stack: StackInfo) -> None:
+        self.stack = stack
+
+    def call(
+        self,
+        user: str,
+        method: str,
+        path: str,
+        *ok: int,
+        project: str | None = None,
+        json_body: object = None,
+        data: bytes | None = None,
+        content_type: str | None = None,
+    ) -> Response:
+        token = self.stack.token(user, project)
+        resp = request(
+            method,
+            f"{self.stack.glance_url}{path}",
+            token=token,
+            json_body=json_body,
+            data=data,
+            content_type=content_type,
+        )
+        return expect(resp, *ok) if ok else resp
+
+    def create(self, user: str, project: str | None = None, /, **fields: object) -> JsonObject:
+        """``POST /v2/images``; custom properties are passed as string-valued keywords."""
+        return self.call(user, "POST", "/v2/images", 201, project=project, json_body=fields).json()
+
+    def get(self, user: str, image_id: str, project: str | None = None) -> JsonObject:
+        return self.call(user, "GET", f"/v2/images/{image_id}", 200, project=project).json()
+
+    def upload(self, user: str, image_id: str, data: bytes, project: str | None = None) -> None:
+        """``PUT /file``: the image becomes active with size, checksum and hashes."""
+        path = f"/v2/images/{image_id}/file"
+        octets = "application/octet-stream"
+        self.call(user, "PUT", path, 204, project=project, data=data, content_type=octets)
+
+    def stage(self, user: str, image_id: str, data: bytes, project: str | None = None) -> None:
+        """``PUT /stage``: the image becomes ``uploading``."""
+        path = f"/v2/images/{image_id}/stage"
+        octets = "application/octet-stream"
+        self.call(user, "PUT", path, 204, project=project, data=data, content_type=octets)
+
+    def import_staged(self, user: str, image_id: str, project: str | None = None) -> JsonObject:
+        """glance-direct import of staged data; waits until the image is active."""
+        body = {"method": {"name": "glance-direct"}}
+        self.call(
+            user, "POST", f"/v2/images/{image_id}/import", 202, project=project, json_body=body
+        )
+        return self.wait_status(user, image_id, "active", project=project)
+
+    def wait_status(
+        self,
+        user: str,
+        image_id: str,
+        status: str,
+        project: str | None = None,
+        timeout: float = 30.0,
+    ) -> JsonObject:
+        deadline = time.monotonic() + timeout
+        while True:
+            image = self.get(user, image_id, project)
+            if image["status"] == status:
+                return image
+            if time.monotonic() > deadline:
+                raise StackError(f"image {image_id} stayed {image['status']!r}, not {status!r}")
+            time.sleep(0.1)
+
+    def deactivate(self, user: str, image_id: str, project: str | None = None) -> None:
+        self.call(user, "POST", f"/v2/images/{image_id}/actions/deactivate", 204, project=project)
+
+    def reactivate(self, user: str, image_id: str, project: str | None = None) -> None:
+        self.call(user, "POST", f"/v2/images/{image_id}/actions/reactivate", 204, project=project)
+
+    def patch(
+        self,
+        user: str,
+        image_id: str,
+        ops: Sequence[Mapping[str, object]],
+        project: str | None = None,
+    ) -> JsonObject:
+        path = f"/v2/images/{image_id}"
+        return self.call(
+            user, "PATCH", path, 200, project=project, data=_json(ops), content_type=PATCH_TYPE
+        ).json()
+
+    def set_hidden(self, user: str, image_id: str, hidden: bool = True) -> JsonObject:
+        return self.patch(
+            user, image_id, [{"op": "replace", "path": "/os_hidden", "value": hidden}]
+        )
+
+    def share(
+        self,
+        owner: str,
+        image_id: str,
+        member: str,
+        *,
+        accept: bool = True,
+        project: str | None = None,
+    ) -> None:
+        """Add `member`'s default project (or `project`) as a member; accept as `member`."""
+        member_project = project or self.stack.default_project(member)
+        member_id = self.stack.project_ids[member_project]
+        path = f"/v2/images/{image_id}/members"
+        self.call(owner, "POST", path, 200, json_body={"member": member_id})
+        if accept:
+            body = {"status": "accepted"}
+            self.call(
+                member, "PUT", f"{path}/{member_id}", 200, project=member_project, json_body=body
+            )
+
+    def delete(self, user: str, image_id: str, project: str | None = None) -> None:
+        self.call(user, "DELETE", f"/v2/images/{image_id}", 204, project=project)
+
+    def list_images(
+        self, user: str, project: str | None = None, **params: str | int
+    ) -> list[JsonObject]:
+        """Every image of a list query, following ``next`` links."""
+        path: str | None = "/v2/images" + (f"?{urlencode(params)}" if params else "")
+        images: list[JsonObject] = []
+        while path:
+            page = self.call(user, "GET", path, 200, project=project).json()
+            images.extend(page["images"])
+            path = page.get("next")
+        return images
+
+
+def _json(value: object) -> bytes:
+    return json.dumps(value).encode()
+
+
+@contextmanager
+def _db(stack: StackInfo) -> Iterator[sqlite3.Connection]:
+    """A write transaction on Glance's database, committed on success."""
+    with closing(sqlite3.connect(stack.glance_db, timeout=30.0)) as conn, conn:
+        yield conn
+
+
+def _stamp(moment: datetime) -> str:
+    """SQLAlchemy's sqlite DATETIME text: naive UTC with microseconds."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def set_status(stack: StackInfo, image_id: str, status: str) -> None:
+    """Give an image a status the API cannot produce; the row stays ``deleted=0`` (visible)."""
+    with _db(stack) as conn:
+        cur = conn.execute(
+            "UPDATE images SET status = ?, updated_at = ? WHERE id = ?",
+            (status, _stamp(datetime.now(UTC)), image_id),
+        )
+        if cur.rowcount != 1:
+            raise StackError(f"no image {image_id} in {stack.glance_db}")
+
+
+def bulk_insert(
+    stack: StackInfo,
+    n: int,
+    owner: str,
+    *,
+    name_prefix: str = "bulk",
+    visibility: str = "private",
+    status: str = "active",
+    properties: Mapping[str, str] | None = None,
+) -> list[str]:
+    """Insert `n` images owned by project id `owner` straight into sqlite; return their ids.
+
+    Names are ``<prefix>-00000``…; ``created_at`` ascends by one millisecond per image and
+    ends just before now (so the newest bulk image lists first), ``updated_at`` is 500 µs
+    later. Each image gets the properties ``bulk_index`` and ``os_distro`` plus
+    `properties`; sizes are ``1024 + i`` (null unless active); min_ram and min_disk cycle.
+    """
+    now = datetime.now(UTC)
+    distros = ("cirros", "ubuntu", "fedora")
+    ids = [str(uuid.uuid4()) for _ in range(n)]
+    image_rows = []
+    prop_rows: list[tuple[str, str, str, str, str]] = []
+    for i, image_id in enumerate(ids):
+        created = now - timedelta(milliseconds=n - i)
+        stamps = (_stamp(created), _stamp(created + timedelta(microseconds=500)))
+        size = 1024 + i if status == "active" else None
+        image_rows.append(
+            (image_id, f"{name_prefix}-{i:05d}", size, status, *stamps, "qcow2", "bare",
+             owner, i % 10, (i % 4) * 512, size, visibility)
+        )  # fmt: skip
+        props = {"bulk_index": str(i), "os_distro": distros[i % 3], **(properties or {})}
+        prop_rows.extend((image_id, key, value, *stamps) for key, value in props.items())
+    with _db(stack) as conn:
+        conn.executemany(
+            "INSERT INTO images (id, name, size, status, created_at, updated_at, disk_format,"
+            " container_format, owner, min_disk, min_ram, virtual_size, visibility, deleted,"
+            " protected, os_hidden) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0)",
+            image_rows,
+        )
+        conn.executemany(
+            "INSERT INTO image_properties (image_id, name, value, created_at, updated_at, deleted)"
+            " VALUES (?, ?, ?, ?, ?, 0)",
+            prop_rows,
+        )
+    return ids
+
+
+_IMAGE_TABLES = ("image_properties", "image_members", "image_tags", "image_locations")
+
+
+def purge(stack: StackInfo, image_ids: Sequence[str]) -> None:
+    """Remove these images' rows (any status, protected or not) and their stored data."""
+    with _db(stack) as conn:
+        for table in (*_IMAGE_TABLES, "images"):
+            column = "id" if table == "images" else "image_id"
+            conn.executemany(
+                f"DELETE FROM {table} WHERE {column} = ?",  # noqa: S608 - fixed names
+                [(image_id,) for image_id in image_ids],
+            )
+    for image_id in image_ids:
+        for store in (stack.glance_data_dir, stack.glance_staging_dir):
+            (store / image_id).unlink(missing_ok=True)
+
+
+def wipe(stack: StackInfo) -> None:
+    """Remove every image, member, tag, location and task; empty the fs and staging stores."""
+    with _db(stack) as conn:
+        for table in (*_IMAGE_TABLES, "task_info", "tasks", "images"):
+            conn.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
+    for store in (stack.glance_data_dir, stack.glance_staging_dir):
+        for entry in store.iterdir():
+            if entry.is_dir():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
