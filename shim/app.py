@@ -15,13 +15,16 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
+from shim.access import observe_middleware, on_prepare, upstream_trace
 from shim.auth import Keystone
 from shim.catalog import EndpointCache
 from shim.context import request_id_middleware, stamp_response
+from shim.deprecation import deprecation_headers
 from shim.discovery import discovery_handler
 from shim.faults import ItemNotFound, NovaFault, fault_middleware
 from shim.glance import GlanceClient
 from shim.keys import (
+    DEPRECATION_HEADERS,
     GLANCE,
     GLANCE_CLIENTS,
     GLANCE_LINK_BASE,
@@ -41,16 +44,21 @@ from shim.settings import Settings
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
-        middlewares=[request_id_middleware, fault_middleware],
+        # observe_middleware first: it must see every request, faults and disconnects.
+        middlewares=[observe_middleware, request_id_middleware, fault_middleware],
         client_max_size=settings.max_body,
         # Passthrough bodies must reach Nova byte for byte (PROXY_PITFALLS.md §4).
         handler_args={"auto_decompress": False},
     )
     app[SETTINGS] = settings
     app[RUNTIME] = Runtime()
+    app[DEPRECATION_HEADERS] = deprecation_headers(
+        settings.deprecation, settings.sunset, settings.deprecation_link
+    )
     app.cleanup_ctx.append(upstreams)
     app.on_response_prepare.append(stamp_response)
-    app.router.add_route("*", "/{tail:.*}", dispatch)
+    app.on_response_prepare.append(on_prepare)
+    app.router.add_route("*", r"/{tail:[\s\S]*}", dispatch)
     return app
 
 
@@ -70,6 +78,8 @@ async def upstreams(app: web.Application) -> AsyncIterator[None]:
         timeout=aiohttp.ClientTimeout(
             total=settings.glance_timeout, connect=settings.connect_timeout
         ),
+        # Times and counts every Glance, Keystone and Nova call (shim.access).
+        trace_configs=[upstream_trace(settings)],
     )
     app[SESSION] = session
     if settings.glance_url is not None:

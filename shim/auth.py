@@ -49,8 +49,9 @@ from shim.token_cache import TokenCache, Verdict
 log = structlog.get_logger(__name__)
 
 IDENTITY_UNAVAILABLE: Final = "The identity service is unavailable. Please retry later."
-# Fernet tokens are ~200 bytes and JWS tokens under 1 KiB; anything longer is not a token.
-MAX_TOKEN_LENGTH: Final = 8192
+# Fernet tokens are ~200 bytes and JWS tokens ~1 KiB; 4 KiB leaves room, 8 KiB is
+# already aiohttp's header line limit.
+MAX_TOKEN_LENGTH: Final = 4096
 MAX_KEYSTONE_BODY: Final = 4 * 1024 * 1024
 # Renew the service token this long before it expires (or at half its life, if sooner).
 SERVICE_TOKEN_MARGIN: Final = 300.0
@@ -210,8 +211,8 @@ class Keystone:
         self._challenge = www_authenticate(settings)
         tokens = URL(service_root(str(settings.keystone_url)) + "/v3/auth/tokens")
         # The catalogue can be tens of KiB: ask for it only when Glance must come from it.
-        self._validate_url = tokens if settings.glance_url is None else tokens % "nocatalog"
-        self._issue_url = tokens % "nocatalog"
+        self._validate_url = tokens if settings.glance_url is None else tokens.with_query("nocatalog")
+        self._issue_url = tokens.with_query("nocatalog")
         self.cache = cache or TokenCache(
             ttl=settings.token_cache_ttl, max_size=settings.token_cache_size
         )

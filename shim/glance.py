@@ -23,6 +23,7 @@ import asyncio
 import html
 import random
 import re
+from urllib.parse import quote
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -101,6 +102,15 @@ def explanation(answer: GlanceAnswer) -> str:
     if details:
         text = f"{text}: {details}"
     return html.escape(text, quote=True)
+
+
+def quote_segment(value: str) -> str:
+    """One opaque path segment: "/", "?", "#", CRLF and dots can reach no other Glance path.
+
+    yarl's ``/`` would resolve ``..`` and keep ``/``; every reserved byte is escaped here,
+    dots included (an id is a UUID; ``%2E`` only ever names a missing image).
+    """
+    return quote(value, safe="").replace(".", "%2E")
 
 
 def _strip_html(text: str) -> str:
@@ -215,9 +225,9 @@ class GlanceClient:
         return doc
 
     def _image_url(self, image_id: str) -> URL:
-        # The id is one encoded path segment: "/", "..", "?" and CRLF cannot reach
-        # another Glance path (yarl's "/" operator quotes the segment).
-        return self._images / image_id
+        return self._images.with_path(
+            f"{self._images.raw_path}/{quote_segment(image_id)}", encoded=True
+        )
 
     def _headers(self, caller: Caller, content_type: str | None = None) -> dict[str, str]:
         headers = {"Accept": "application/json", "X-Openstack-Request-Id": caller.request_id}
@@ -261,14 +271,26 @@ class GlanceClient:
         body: bytes | None = None,
         content_type: str | None = None,
     ) -> GlanceAnswer:
-        """One write, no retries of our own (a blind retry could repeat a delete)."""
+        """One write, sent once: no retries of our own, and none of aiohttp's (a blind
+        retry could repeat a delete). A 5xx or a lost answer is a 503 (SPEC D11)."""
         try:
-            return await self._fetch(
-                method, url, caller, self._settings.glance_timeout, body, content_type
+            answer = await self._fetch(
+                method,
+                url,
+                caller,
+                self._settings.glance_timeout,
+                body,
+                content_type,
+                middlewares=(_send_once,),
             )
         except _TRANSPORT_ERRORS as exc:
-            log.warning("glance_unavailable", method=method, failure=type(exc).__name__)
-            raise ServiceUnavailable(UNAVAILABLE, retry_after=self._settings.retry_after) from None
+            failure: str = type(exc).__name__
+        else:
+            if answer.status not in _RETRY_STATUSES:
+                return answer
+            failure = f"status {answer.status}"
+        log.warning("glance_unavailable", method=method, failure=failure)
+        raise ServiceUnavailable(UNAVAILABLE, retry_after=self._settings.retry_after)
 
     async def _fetch(
         self,
@@ -278,6 +300,7 @@ class GlanceClient:
         total: float,
         body: bytes | None = None,
         content_type: str | None = None,
+        middlewares: Sequence[aiohttp.ClientMiddlewareType] | None = None,
     ) -> GlanceAnswer:
         if total <= 0:
             raise TimeoutError
@@ -291,6 +314,7 @@ class GlanceClient:
             data=body,
             timeout=timeout,
             allow_redirects=False,
+            middlewares=middlewares,
         ) as response:
             payload = await _read_capped(response, self._settings.glance_max_body)
             return GlanceAnswer(
@@ -300,6 +324,21 @@ class GlanceClient:
                 body=payload,
                 www_authenticate=response.headers.get("WWW-Authenticate"),
             )
+
+
+async def _send_once(
+    request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
+) -> aiohttp.ClientResponse:
+    """Client middleware for writes: a dropped connection is reported, never replayed.
+
+    aiohttp resends an idempotent request (DELETE) once when the connection breaks
+    (RFC 9112 §9.3.1, PROXY_PITFALLS.md §6), but Glance may have acted on the first one.
+    Re-raised as a plain `ClientConnectionError`, which aiohttp does not retry.
+    """
+    try:
+        return await handler(request)
+    except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError) as exc:
+        raise aiohttp.ClientConnectionError(str(exc)) from exc
 
 
 async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:

@@ -184,10 +184,11 @@ def client_scheme_host(
 
     From an untrusted peer this is the shim's own view (*scheme*, *host*): forwarded fields
     are ignored, never rejected. From a trusted peer, ``Forwarded`` wins over
-    ``X-Forwarded-Proto``/``-Host``. In either list the entry used is the one added by the
-    nearest proxy that is not itself trusted (walking right to left through trusted hops),
-    so a value a client prepended is never picked. Malformed values are ignored field by
-    field.
+    ``X-Forwarded-Proto``/``-Host``. Entries are read right to left: the last one was added
+    by the trusted peer, and the walk moves further left only past hops whose own address
+    is trusted, so a value a client put in front is never picked. Malformed values (a
+    scheme other than http/https, a host that is not ``host[:port]``, an unparsable
+    ``Forwarded`` line) are ignored field by field.
     """
     if not is_trusted(peer, trusted):
         return scheme, host

@@ -13,6 +13,7 @@ from shim.glance import GlanceClient
 from shim.settings import Settings
 
 if TYPE_CHECKING:
+    from shim.access import RequestRecord
     from shim.auth import Keystone
 
 
@@ -36,3 +37,6 @@ GLANCE_LINK_BASE = web.AppKey("glance_link_base", str)
 # keystone mode: token validation, and the Glance clients found in tokens' catalogues.
 KEYSTONE: web.AppKey[Keystone] = web.AppKey("keystone")
 GLANCE_CLIENTS = web.AppKey("glance_clients", EndpointCache[GlanceClient])
+# observability: the request's access record, and the legacy routes' deprecation headers.
+OBSERVED: web.RequestKey[RequestRecord] = web.RequestKey("observed")
+DEPRECATION_HEADERS = web.AppKey("deprecation_headers", tuple[tuple[str, str], ...])

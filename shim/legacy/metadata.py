@@ -1,17 +1,35 @@
 """Thin handlers for the image metadata routes (SPEC §7, NOVA_IMAGE_API.md §7).
 
-Order of checks, as Nova: body schema → (item PUT: body/URI key match) → image read →
-merge → quota → one Glance JSON-Patch holding only the property changes (D5). Keys that
-are Glance core attributes, or reserved ``os_glance_*`` names, are refused with a 400
-naming the key (D6). Query parameters are ignored (D7).
+Order of checks, as Nova: body schema → (item PUT: body/URI key match) → refusal of core
+and reserved keys (D6) → image read → merge → quota → one Glance JSON-Patch holding only
+the property changes (D5). Query parameters are ignored (D7).
 
-A write is one read and one PATCH; Glance has no conditional PATCH, so a concurrent writer
-between the two can be overwritten (README, "Metadata writes").
+How each verb reaches Glance (one GET of the image, then at most one PATCH):
+
+=======================  ==========================================================
+verb                     PATCH operations
+=======================  ==========================================================
+POST .../metadata        ``add`` for each key whose value differs from Glance's
+PUT .../metadata         ``remove`` for each property not in the request (reserved
+                         ``os_glance*`` properties are Glance's and stay), ``add``
+                         for each key whose value differs
+PUT .../metadata/{key}   ``add`` for the key unless Glance already holds that value
+DELETE .../metadata/{key} ``remove`` for the key
+=======================  ==========================================================
+
+No PATCH is sent when nothing changes. Name, visibility, sizes and every other core
+attribute are never part of a PATCH, so shared and community images stay what they are
+(unlike Nova, which rewrote the whole image and sent ``visibility=private``).
+``block_device_mapping``/``mappings`` are JSON-decoded for display only; what Glance
+holds is the JSON string a client wrote, never a re-encoding of it.
+
+Glance has no conditional PATCH, so a write from another client between the read and
+the PATCH can be overwritten (README, "Metadata writes").
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 import orjson
@@ -23,17 +41,23 @@ from shim.legacy.metadata_schema import validate_item, validate_metadata
 from shim.legacy.paths import Action
 from shim.legacy.views import ImageSchema, to_nova_metadata
 
-RESERVED_PREFIX: Final = "os_glance_"
+# glance/api/common.py GLANCE_RESERVED_NS: Glance refuses every name with this prefix
+# (so ``os_glance_*``, and ``os_glancefoo`` too) with a 403 "Attribute ... is reserved."
+RESERVED_PREFIX: Final = "os_glance"
+# glance/api/v2/images.py RequestDeserializer._reserved_properties: not in the image
+# schema, refused by Glance like the prefix above.
+RESERVED_NAMES: Final = frozenset({"location", "deleted", "deleted_at"})
 QUOTA_MESSAGE: Final = "Image metadata limit exceeded"
 
 
 async def show_metadata(request: web.Request, call: LegacyCall) -> web.StreamResponse:
-    metadata, _ = await _current(call)
-    return json_response(orjson.dumps({"metadata": metadata}))
+    image, schema = await _read(call)
+    return json_response(orjson.dumps({"metadata": to_nova_metadata(image, schema)}))
 
 
 async def show_item(request: web.Request, call: LegacyCall) -> web.StreamResponse:
-    metadata, _ = await _current(call)
+    image, schema = await _read(call)
+    metadata = to_nova_metadata(image, schema)
     key = call.target.key or ""
     if key not in metadata:
         raise ItemNotFound()
@@ -43,19 +67,25 @@ async def show_item(request: web.Request, call: LegacyCall) -> web.StreamRespons
 async def merge_metadata(request: web.Request, call: LegacyCall) -> web.StreamResponse:
     """POST: merge into the image's properties; answer with all of them, as stored."""
     changes = validate_metadata(call.body, legacy_v2=call.target.prefix == "v2")
-    metadata, schema = await _current(call, changes)
-    _check_quota(call, {**metadata, **changes})
-    image = await call.glance.patch(call.caller, call.image_id, _set_ops(changes))
+    image, schema = await _read(call, changes)
+    _check_quota(call, {**to_nova_metadata(image, schema), **changes})
+    ops = _set_ops(_differing(image, changes))
+    if ops:
+        image = await call.glance.patch(call.caller, call.image_id, ops)
     return json_response(orjson.dumps({"metadata": to_nova_metadata(image, schema)}))
 
 
 async def replace_metadata(request: web.Request, call: LegacyCall) -> web.StreamResponse:
     """PUT: the request's set becomes the image's whole metadata; echoed back."""
     wanted = validate_metadata(call.body, legacy_v2=call.target.prefix == "v2")
-    metadata, _ = await _current(call, wanted)
+    image, schema = await _read(call, wanted)
     _check_quota(call, wanted)
-    ops = [_remove(key) for key in metadata if key not in wanted]
-    ops += _set_ops({k: v for k, v in wanted.items() if metadata.get(k) != v or k not in metadata})
+    ops = [
+        _remove(key)
+        for key in to_nova_metadata(image, schema)
+        if key not in wanted and not _reserved(key)
+    ]
+    ops += _set_ops(_differing(image, wanted))
     if ops:
         await call.glance.patch(call.caller, call.image_id, ops)
     return json_response(orjson.dumps({"metadata": wanted}))
@@ -66,46 +96,67 @@ async def update_item(request: web.Request, call: LegacyCall) -> web.StreamRespo
     meta = validate_item(call.body, legacy_v2=call.target.prefix == "v2")
     if call.target.key not in meta:
         raise BadRequest("Request body and URI mismatch")
-    metadata, _ = await _current(call, meta)
-    _check_quota(call, {**metadata, **meta})
-    await call.glance.patch(call.caller, call.image_id, _set_ops(meta))
+    image, schema = await _read(call, meta)
+    _check_quota(call, {**to_nova_metadata(image, schema), **meta})
+    ops = _set_ops(_differing(image, meta))
+    if ops:
+        await call.glance.patch(call.caller, call.image_id, ops)
     return json_response(orjson.dumps({"meta": meta}))
 
 
 async def delete_item(request: web.Request, call: LegacyCall) -> web.StreamResponse:
-    metadata, _ = await _current(call)
     key = call.target.key or ""
-    if key not in metadata:
+    image, schema = await _read(call, (key,))
+    if key not in to_nova_metadata(image, schema):
         raise ItemNotFound("Invalid metadata key")
     await call.glance.patch(call.caller, call.image_id, [_remove(key)])
     response = web.Response(status=204)
+    # Nova labels its empty 204 as JSON too (NOVA_IMAGE_API.md §2.3).
     response.headers["Content-Type"] = "application/json"
     return response
 
 
-async def _current(
-    call: LegacyCall, changes: Mapping[str, str] | None = None
-) -> tuple[dict[str, Any], ImageSchema]:
-    """The image's metadata as Nova shows it, after refusing core or reserved keys."""
+async def _read(call: LegacyCall, names: Iterable[str] = ()) -> tuple[dict[str, Any], ImageSchema]:
+    """The Glance image and schema, after refusing any core or reserved key in *names*.
+
+    The refusal comes before the image read, like Nova's schema validation, so it says
+    nothing about whether the image exists.
+    """
     schema = await call.glance.schema(call.caller)
-    for key in changes or ():
-        if key in schema.base or key.startswith(RESERVED_PREFIX):
+    for key in names:
+        if _reserved(key):
             raise BadRequest(
-                f"Metadata key '{key}' is a core image attribute or reserved by Glance "
-                "and cannot be changed through the compute API."
+                f"Metadata key '{key}' is reserved by the image service and cannot be "
+                "changed through the compute API."
+            )
+        if key in schema.base:
+            raise BadRequest(
+                f"Metadata key '{key}' is a core image attribute and cannot be changed "
+                "through the compute API."
             )
     image = await call.glance.show(call.caller, call.image_id, op="metadata")
-    return to_nova_metadata(image, schema), schema
+    return image, schema
+
+
+def _reserved(key: str) -> bool:
+    return key.startswith(RESERVED_PREFIX) or key in RESERVED_NAMES
+
+
+def _differing(image: Mapping[str, Any], values: Mapping[str, str]) -> dict[str, str]:
+    # Compared with Glance's raw value, so a block_device_mapping string is compared as
+    # the string Glance holds, not as the decoded JSON the client was shown.
+    return {key: value for key, value in values.items() if image.get(key) != value}
 
 
 def _check_quota(call: LegacyCall, metadata: Mapping[str, Any]) -> None:
+    # Nova's check_img_metadata_properties_quota: nothing for an empty set; -1 unlimited.
     limit = call.settings.metadata_items
     if metadata and limit >= 0 and len(metadata) > limit:
         raise Forbidden(QUOTA_MESSAGE)
 
 
 def _pointer(key: str) -> str:
-    # RFC 6901: "~" and "/" are escaped inside a JSON pointer segment.
+    # RFC 6901: "~" and "/" are escaped inside a JSON pointer segment ("" is "/").
     return "/" + key.replace("~", "~0").replace("/", "~1")
 
 

@@ -1,17 +1,31 @@
 """Pure: Nova's request schemas for metadata writes, with Nova's exact error texts.
 
 The schemas are those of ``nova/api/openstack/compute/schemas/image_metadata.py`` and
-``parameter_types.metadata``; errors are rendered as Nova's validator does: a top-level
-problem is the bare jsonschema message, a nested one reads ``Invalid input for
-field/attribute <last path element>. Value: <instance>. <message>``. On ``/v2`` unknown
-top-level keys are dropped instead of refused (NOVA_IMAGE_API.md §2.4).
+``parameter_types.metadata``, checked with jsonschema as Nova's ``_SchemaValidator`` does:
+the first error of ``iter_errors`` wins; a top-level problem is the bare jsonschema
+message, a nested one reads ``Invalid input for field/attribute <last path element>.
+Value: <instance>. <message>``.
+
+On ``/v2`` Nova swaps in its relaxed ``additionalProperties`` check (``nova/api/validation/
+validators.py`` ``_soft_validate_additional_properties``, NOVA_IMAGE_API.md §2.4): unknown
+top-level keys are dropped, and a metadata key that fails the key pattern is reported as
+``Additional properties are not allowed ('<key>' was unexpected)`` instead of jsonschema's
+``... does not match any of the regexes ...``.
+
+Nova 34 accepts the empty key although the pattern asks for one character
+(NOVA_IMAGE_API.md appendix D); so does this module.
+
+Nothing here does I/O or knows about aiohttp; every failure is a `BadRequest`.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
 import jsonschema
+from jsonschema.exceptions import ValidationError
 
 from shim.faults import BadRequest
 
@@ -33,52 +47,86 @@ _ONE: Final[dict[str, Any]] = {
     "required": ["meta"],
     "additionalProperties": False,
 }
-_MANY_VALIDATOR: Final = jsonschema.Draft202012Validator(_MANY)
-_ONE_VALIDATOR: Final = jsonschema.Draft202012Validator(_ONE)
+_EMPTY_KEY_STAND_IN: Final = "empty-key"
+
+
+def _soft_additional_properties(
+    validator: Any, allowed: Any, instance: Any, schema: Mapping[str, Any]
+) -> Iterator[ValidationError]:
+    """Nova's legacy-v2 ``additionalProperties``: strip plain extras, name bad keys.
+
+    Nova lists the bad keys in set order; they are sorted here so the text is stable.
+    """
+    if not validator.is_type(instance, "object") or allowed:
+        return
+    properties = schema.get("properties", {})
+    patterns = "|".join(schema.get("patternProperties", {}))
+    extras = sorted(
+        key
+        for key in instance
+        if key not in properties and not (patterns and re.search(patterns, key))
+    )
+    if not extras:
+        return
+    if patterns:
+        verb = "was" if len(extras) == 1 else "were"
+        names = ", ".join(repr(key) for key in extras)
+        yield ValidationError(f"Additional properties are not allowed ({names} {verb} unexpected)")
+    else:
+        for key in extras:
+            del instance[key]
+
+
+_LEGACY_CLASS: Final = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator, {"additionalProperties": _soft_additional_properties}
+)
+_VALIDATORS: Final = {
+    ("metadata", False): jsonschema.Draft202012Validator(_MANY),
+    ("metadata", True): _LEGACY_CLASS(_MANY),
+    ("meta", False): jsonschema.Draft202012Validator(_ONE),
+    ("meta", True): _LEGACY_CLASS(_ONE),
+}
 
 
 def validate_metadata(body: Any, *, legacy_v2: bool = False) -> dict[str, str]:
     """``{"metadata": {...}}`` of POST/PUT .../metadata → the metadata dict."""
-    return _validate(_MANY_VALIDATOR, "metadata", body, legacy_v2)
+    return _validate("metadata", body, legacy_v2)
 
 
 def validate_item(body: Any, *, legacy_v2: bool = False) -> dict[str, str]:
     """``{"meta": {key: value}}`` of PUT .../metadata/{key} → the one-entry dict."""
-    return _validate(_ONE_VALIDATOR, "meta", body, legacy_v2)
+    return _validate("meta", body, legacy_v2)
 
 
-def _validate(
-    validator: jsonschema.Draft202012Validator, field: str, body: Any, legacy_v2: bool
-) -> dict[str, str]:
-    if legacy_v2 and isinstance(body, dict):
-        body = {k: v for k, v in body.items() if k == field}
-    placeholder = None
-    if isinstance(body, dict) and isinstance(body.get(field), dict) and "" in body[field]:
-        # Nova 34 accepts the empty key although the pattern asks for one character
-        # (NOVA_IMAGE_API.md appendix D): validate it under a stand-in name.
-        placeholder = "empty-key"
-        while placeholder in body[field]:
-            placeholder += "_"
-        stand_in = {(placeholder if k == "" else k): v for k, v in body[field].items()}
-        _raise_first(validator, {**body, field: stand_in}, placeholder)
+def _validate(field: str, body: Any, legacy_v2: bool) -> dict[str, str]:
+    validator = _VALIDATORS[(field, legacy_v2)]
+    if isinstance(body, dict):
+        body = dict(body)  # the legacy check strips keys: never touch the caller's dict
+    inner = body.get(field) if isinstance(body, dict) else None
+    if isinstance(inner, dict) and "" in inner:
+        # Validate the empty key's value under a stand-in name that passes the pattern,
+        # and put the empty key back into every message.
+        stand_in = _EMPTY_KEY_STAND_IN
+        while stand_in in inner:
+            stand_in += "_"
+        renamed = {(stand_in if key == "" else key): value for key, value in inner.items()}
+        _raise_first(validator, {**body, field: renamed}, stand_in)
     else:
         _raise_first(validator, body, None)
     result: dict[str, str] = body[field]
     return result
 
 
-def _raise_first(
-    validator: jsonschema.Draft202012Validator, instance: Any, placeholder: str | None
-) -> None:
+def _raise_first(validator: Any, instance: Any, stand_in: str | None) -> None:
     for error in validator.iter_errors(instance):
         if error.path:
             name = error.path[-1]
             message = (
-                f"Invalid input for field/attribute {'' if name == placeholder else name}. "
+                f"Invalid input for field/attribute {'' if name == stand_in else name}. "
                 f"Value: {error.instance}. {error.message}"
             )
         else:
             message = error.message
-        if placeholder is not None:
-            message = message.replace(repr(placeholder), "''")
+        if stand_in is not None:
+            message = message.replace(repr(stand_in), "''")
         raise BadRequest(message)

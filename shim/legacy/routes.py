@@ -17,6 +17,7 @@ import orjson
 import structlog
 from aiohttp import web
 
+from shim.access import note_identity
 from shim.auth import Identity, authenticate
 from shim.faults import (
     BadRequest,
@@ -65,6 +66,7 @@ NO_IMAGE_ENDPOINT: Final = (
 async def serve_legacy(request: web.Request, target: LegacyTarget) -> web.StreamResponse:
     settings = request.app[SETTINGS]
     identity = await authenticate(request)
+    note_identity(request, identity.project_id, identity.user_id)
     if target.action is None:
         raise ItemNotFound()
     version = MIN_VERSION

@@ -117,7 +117,7 @@ class RecordingUpstream:
 
     def __post_init__(self) -> None:
         self.app = web.Application()
-        self.app.router.add_route("*", "/{tail:.*}", self._handle)
+        self.app.router.add_route("*", r"/{tail:[\s\S]*}", self._handle)
 
     async def start(self, aiohttp_server: AiohttpServer) -> URL:
         """Serve on a free port (bodies recorded undecoded); returns the base URL."""

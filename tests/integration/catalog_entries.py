@@ -3,15 +3,16 @@
 `registered_endpoints` adds endpoints of one service type in a fresh, uniquely named
 region (reusing the stack's service of that type if there is one, else creating it) and
 removes everything it added afterwards, so tests that read the standard catalogue
-(RegionOne) never see them. Blocking (stdlib HTTP): call it outside the event loop, or
-through `asyncio.to_thread`.
+(RegionOne) never see them. It is blocking (stdlib HTTP); async tests use
+`endpoints_in_new_region`, which runs it in a thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 
 from tests.stack.info import StackInfo
 from tests.stack.rest import JsonObject, expect, request
@@ -60,3 +61,16 @@ def registered_endpoints(
         if created_service:
             _call(stack, "DELETE", f"/services/{service_id}", None, 204)
         _call(stack, "DELETE", f"/regions/{region}", None, 204)
+
+
+@asynccontextmanager
+async def endpoints_in_new_region(
+    stack: StackInfo, service_type: str, urls: Mapping[str, str], name: str | None = None
+) -> AsyncIterator[str]:
+    """`registered_endpoints` for async tests: Keystone is called off the event loop."""
+    registration = registered_endpoints(stack, service_type, urls, name)
+    region = await asyncio.to_thread(registration.__enter__)
+    try:
+        yield region
+    finally:
+        await asyncio.to_thread(registration.__exit__, None, None, None)

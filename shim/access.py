@@ -1,0 +1,356 @@
+"""What happened during one request: the access line, request metrics, upstream timings.
+
+* `observe_middleware` (outermost) opens a `RequestRecord` for the request: its route
+  template, whether it is a legacy image route, and the caller's credentials bound for
+  log redaction. It counts the request in flight.
+* `upstream_trace` is a `aiohttp.TraceConfig` on the shared ClientSession: every call to
+  Glance, Keystone or Nova is timed (to its response headers, or its failure), counted in
+  ``nova_image_shim_upstream_*`` and noted on the current record (a context variable, so
+  GlanceClient, auth and the passthrough need no hook).
+* `on_prepare` adds the deprecation headers to legacy image answers and remembers the
+  response (for requests that end in a disconnect).
+* `AccessLogger` (aiohttp's ``access_log_class``) writes exactly one line per request once
+  the answer is sent, and records the request metrics. Requests that never finish
+  normally (client gone, handler cancelled at shutdown) are logged by the middleware
+  instead; requests aiohttp rejects before routing (malformed HTTP) have route
+  ``malformed``.
+
+Nothing here logs a header value, a query string (only its length) or a body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Final
+
+import aiohttp
+import structlog
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.web_request import BaseRequest
+from yarl import URL
+
+from shim import metrics
+from shim.faults import Handler
+from shim.keys import DEPRECATION_HEADERS, OBSERVED, SETTINGS
+from shim.legacy.microversion import LEGACY_HEADER, STANDARD_HEADER, parse_max
+from shim.legacy.paths import match_legacy
+from shim.observability import bind_request_secrets
+from shim.settings import Settings
+from shim.user_agents import client_label
+
+ACCESS_LOGGER: Final = "shim.access"
+log = structlog.get_logger(ACCESS_LOGGER)
+
+PASSTHROUGH_ROUTE: Final = "passthrough"
+DISCOVERY_ROUTE: Final = "discovery"
+NOT_FOUND_ROUTE: Final = "not_found"
+LEGACY_NOT_FOUND_ROUTE: Final = "legacy_not_found"
+MALFORMED_ROUTE: Final = "malformed"
+CLIENT_CLOSED: Final = 499  # nginx's convention: the client went away before the answer
+MAX_LOGGED_UPSTREAM_CALLS: Final = 10
+MAX_LOGGED_TEXT: Final = 256
+_DISCOVERY_PATHS: Final = frozenset({"/", "/v2", "/v2/", "/v2.1", "/v2.1/"})
+_SECRET_HEADERS: Final = ("X-Auth-Token", "X-Subject-Token", "X-Service-Token", "Authorization")
+_IMAGE_SUFFIX: Final = "/images/{image_id}"
+_METADATA_SUFFIX: Final = _IMAGE_SUFFIX + "/metadata"
+_ACTION_SUFFIXES: Final = {
+    "index": "/images",
+    "detail": "/images/detail",
+    "show": _IMAGE_SUFFIX,
+    "delete": _IMAGE_SUFFIX,
+    "meta_index": _METADATA_SUFFIX,
+    "meta_create": _METADATA_SUFFIX,
+    "meta_update_all": _METADATA_SUFFIX,
+    "meta_show": _METADATA_SUFFIX + "/{key}",
+    "meta_update": _METADATA_SUFFIX + "/{key}",
+    "meta_delete": _METADATA_SUFFIX + "/{key}",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamCall:
+    service: str
+    operation: str
+    status: int | None
+    outcome: str
+    seconds: float
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    route: str
+    legacy: bool
+    started: float
+    max_version: tuple[int, int] = (2, 1)
+    project_id: str | None = None
+    user_id: str | None = None
+    calls: list[UpstreamCall] = field(default_factory=list)
+    call_count: int = 0
+    upstream_seconds: float = 0.0
+    response: web.StreamResponse | None = None
+    logged: bool = False
+
+    def add_call(self, call: UpstreamCall) -> None:
+        self.call_count += 1
+        self.upstream_seconds += call.seconds
+        if len(self.calls) < MAX_LOGGED_UPSTREAM_CALLS:
+            self.calls.append(call)
+
+
+_current: ContextVar[RequestRecord | None] = ContextVar("shim_request_record", default=None)
+
+
+def route_of(method: str, path: str, *, passthrough: bool) -> tuple[str, bool]:
+    """``(route label, is a legacy image route)`` for a request; labels are bounded.
+
+    Legacy routes become templates such as ``/v2.1/{project_id}/images/detail``; every
+    other request is ``passthrough`` (with a Nova upstream), or ``discovery`` /
+    ``not_found`` (standalone).
+    """
+    target = match_legacy(method, path)
+    if target is not None:
+        if target.action is None:
+            return LEGACY_NOT_FOUND_ROUTE, True
+        prefix = f"/{target.prefix}" + ("/{project_id}" if target.project_id else "")
+        return prefix + _ACTION_SUFFIXES[target.action], True
+    if passthrough:
+        return PASSTHROUGH_ROUTE, False
+    if method in ("GET", "HEAD") and path in _DISCOVERY_PATHS:
+        return DISCOVERY_ROUTE, False
+    return NOT_FOUND_ROUTE, False
+
+
+def note_identity(request: web.Request, project_id: str | None, user_id: str | None) -> None:
+    """Record who the caller is, once known (keystone and trusted-headers modes)."""
+    record = request.get(OBSERVED)
+    if record is not None:
+        record.project_id = project_id
+        record.user_id = user_id
+
+
+@web.middleware
+async def observe_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    settings = request.app[SETTINGS]
+    route, legacy = route_of(request.method, request.path, passthrough=settings.nova_url is not None)
+    loop = asyncio.get_running_loop()
+    record = RequestRecord(route, legacy, loop.time(), _max_version(settings))
+    request[OBSERVED] = record
+    # Each request runs in its own task (aiohttp copies the context per request), so these
+    # need no reset: they end with the task, and still apply to the access line.
+    _current.set(record)
+    bind_request_secrets(
+        value for name in _SECRET_HEADERS for value in request.headers.getall(name, ())
+    )
+    in_flight = metrics.get().in_flight
+    in_flight.inc()
+    try:
+        return await handler(request)
+    except (ConnectionError, asyncio.CancelledError) as exc:
+        # No answer will be logged by aiohttp: the peer or the handler is gone.
+        response = record.response
+        status = response.status if response is not None else CLIENT_CLOSED
+        size = response.body_length if response is not None else 0
+        headers = response.headers if response is not None else None
+        _emit(request, record, status, size, loop.time() - record.started, headers, exc)
+        raise
+    finally:
+        in_flight.dec()
+
+
+async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: deprecation headers on legacy answers; remember *response*."""
+    record = request.get(OBSERVED)
+    if record is None:
+        return
+    record.response = response
+    if record.legacy:
+        for name, value in request.app[DEPRECATION_HEADERS]:
+            response.headers.add(name, value)
+
+
+class AccessLogger(AbstractAccessLogger):
+    """aiohttp's ``access_log_class``: one line and the request metrics per answer."""
+
+    def log(self, request: BaseRequest, response: web.StreamResponse, time: float) -> None:
+        record = request.get(OBSERVED)
+        if record is not None and record.logged:
+            return
+        _emit(request, record, response.status, response.body_length, time, response.headers)
+
+
+def _emit(
+    request: BaseRequest,
+    record: RequestRecord | None,
+    status: int,
+    size: int,
+    seconds: float,
+    headers: Mapping[str, str] | None,
+    error: BaseException | None = None,
+) -> None:
+    route = record.route if record is not None else MALFORMED_ROUTE
+    legacy = record is not None and record.legacy
+    version = metrics.NO_VERSION
+    if record is not None and headers is not None:
+        version = metrics.microversion_label(_response_version(headers), record.max_version)
+    user_agent = request.headers.get("User-Agent")
+    client = client_label(user_agent)
+    metrics.observe_request(
+        route, request.method, status, version, seconds, client if legacy else None
+    )
+    if record is not None:
+        record.logged = True
+    fields: dict[str, object] = {
+        "method": request.method[:16],
+        "route": route,
+        "path": request.path[:MAX_LOGGED_TEXT],
+        "status": status,
+        "duration_ms": round(seconds * 1000, 3),
+        "bytes": size,
+        "microversion": version,
+        "client": client,
+        "user_agent": (user_agent or "")[:MAX_LOGGED_TEXT],
+        "remote": request.remote,
+    }
+    if query := request.rel_url.raw_query_string:
+        fields["query_length"] = len(query)
+    if record is not None:
+        if record.project_id is not None:
+            fields["project_id"] = record.project_id
+        if record.user_id is not None:
+            fields["user_id"] = record.user_id
+        if record.call_count:
+            last = record.calls[-1]
+            fields["upstream_status"] = last.status if last.status is not None else last.outcome
+            fields["upstream_ms"] = round(record.upstream_seconds * 1000, 3)
+            fields["upstream_calls"] = record.call_count
+            fields["upstream"] = [
+                {
+                    "service": call.service,
+                    "op": call.operation,
+                    "status": call.status if call.status is not None else call.outcome,
+                    "ms": round(call.seconds * 1000, 3),
+                }
+                for call in record.calls
+            ]
+    if error is not None:
+        fields["aborted"] = type(error).__name__
+    level = logging.WARNING if status >= 500 else logging.INFO
+    log.log(level, "request", **fields)
+
+
+def _response_version(headers: Mapping[str, str]) -> str | None:
+    legacy = headers.get(LEGACY_HEADER)
+    if legacy:
+        return legacy
+    standard = headers.get(STANDARD_HEADER)
+    if standard and standard.lower().startswith("compute "):
+        return standard[8:]
+    return None
+
+
+def _max_version(settings: Settings) -> tuple[int, int]:
+    with contextlib.suppress(ValueError):
+        top = parse_max(settings.max_microversion)
+        return (top.major, top.minor)
+    return (2, 1)
+
+
+# --- upstream calls -----------------------------------------------------------------------
+
+
+def _under(url: URL, base: URL | None) -> bool:
+    if base is None:
+        return False
+    return (
+        url.scheme == base.scheme
+        and url.host == base.host
+        and url.port == base.port
+        and url.path.startswith(base.path.rstrip("/"))
+    )
+
+
+def classify_upstream(
+    method: str, url: URL, *, nova: URL | None, keystone: URL | None
+) -> tuple[str, str]:
+    """``(upstream, operation)`` of a call; Glance is whatever is neither Nova nor Keystone
+    (its URL may come from a token's catalogue)."""
+    path = url.path.rstrip("/")
+    if _under(url, nova):
+        return "nova", "passthrough"
+    if _under(url, keystone):
+        if path.endswith("/v3/auth/tokens"):
+            return "keystone", "validate" if method in ("GET", "HEAD") else "issue"
+        return "keystone", "other"
+    if path.endswith("/v2/images"):
+        return "glance", "list" if method == "GET" else "other"
+    if path.endswith("/v2/schemas/image"):
+        return "glance", "schema"
+    if "/v2/images/" in path:
+        return "glance", {"GET": "show", "DELETE": "delete", "PATCH": "patch"}.get(
+            method, "other"
+        )
+    return "glance", "other"
+
+
+def outcome_of(status: int | None, error: BaseException | None = None) -> str:
+    if status is not None:
+        return f"{min(max(status // 100, 1), 5)}xx"
+    if isinstance(error, TimeoutError):
+        return "timeout"
+    if isinstance(error, aiohttp.ClientConnectorError):
+        return "connect_error"
+    return "error"
+
+
+def upstream_trace(settings: Settings) -> aiohttp.TraceConfig:
+    """Times every call made through the shared session (see module docstring)."""
+    config = aiohttp.TraceConfig()
+    nova, keystone = settings.nova_url, settings.keystone_url
+
+    async def on_start(
+        session: aiohttp.ClientSession,
+        context: SimpleNamespace,
+        params: aiohttp.TraceRequestStartParams,
+    ) -> None:
+        context.shim_started = asyncio.get_running_loop().time()
+        context.shim_target = classify_upstream(
+            params.method, params.url, nova=nova, keystone=keystone
+        )
+
+    def finish(context: SimpleNamespace, status: int | None, error: BaseException | None) -> None:
+        started = getattr(context, "shim_started", None)
+        if started is None:
+            return
+        seconds = asyncio.get_running_loop().time() - started
+        service, operation = context.shim_target
+        outcome = outcome_of(status, error)
+        metrics.observe_upstream(service, operation, outcome, seconds)
+        record = _current.get()
+        if record is not None:
+            record.add_call(UpstreamCall(service, operation, status, outcome, seconds))
+
+    async def on_end(
+        session: aiohttp.ClientSession,
+        context: SimpleNamespace,
+        params: aiohttp.TraceRequestEndParams,
+    ) -> None:
+        finish(context, params.response.status, None)
+
+    async def on_exception(
+        session: aiohttp.ClientSession,
+        context: SimpleNamespace,
+        params: aiohttp.TraceRequestExceptionParams,
+    ) -> None:
+        finish(context, None, params.exception)
+
+    config.on_request_start.append(on_start)
+    config.on_request_end.append(on_end)
+    config.on_request_exception.append(on_exception)
+    return config
