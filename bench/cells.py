@@ -185,6 +185,7 @@ def shim_target(
     page_size: int,
     logs: Path,
     command: list[str] | None,
+    log_name: str = "shim",
 ) -> Target:
     label = "(d) shim"
     if command is None and not (REPO / "shim" / "__main__.py").exists():
@@ -201,7 +202,7 @@ def shim_target(
         "SHIM_GLANCE_PAGE_SIZE": str(page_size),
     }
     argv = [*taskset(cpus), *(command or [sys.executable, "-m", "shim"])]
-    service = Service(label, argv, logs / f"shim-{workers}w.log", env=env, cwd=REPO)
+    service = Service(label, argv, logs / f"{log_name}-{workers}w.log", env=env, cwd=REPO)
     service.start()
     ready = f"/v2.1/{PROJECT_ID}/images/detail?limit=1"
     return _service_target("shim", label, service, f"http://127.0.0.1:{port}", ready, nova=True)

@@ -118,7 +118,6 @@ async def run(
     tasks: set[asyncio.Task[None]] = set()
     # perf_counter, not loop.time(): uvloop's clock has millisecond resolution.
     start = time.perf_counter() + 0.05
-    wall = time.perf_counter()
     for index in range(total):
         due = start + index / rate
         delay = due - time.perf_counter()
@@ -128,7 +127,8 @@ async def run(
         task = asyncio.create_task(one(due))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
-    sent_seconds = time.perf_counter() - wall
+    # Request 0 is due at `start`, request total-1 at start + (total-1)/rate.
+    sent_seconds = time.perf_counter() - start + 1 / rate
     if tasks:
         _, pending = await asyncio.wait(set(tasks), timeout=_DRAIN_SECONDS)
         for task in pending:

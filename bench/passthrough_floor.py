@@ -22,10 +22,13 @@ async def passthrough(request: web.Request) -> web.StreamResponse:
         response.content_type = upstream.content_type
         if upstream.content_length is not None:
             response.content_length = upstream.content_length
-        await response.prepare(request)
-        async for chunk in upstream.content.iter_any():
-            await response.write(chunk)
-        await response.write_eof()
+        try:
+            await response.prepare(request)
+            async for chunk in upstream.content.iter_any():
+                await response.write(chunk)
+            await response.write_eof()
+        except ConnectionResetError:
+            pass  # the client left mid-body (wrk closes its connections at the end of a run)
         return response
 
 

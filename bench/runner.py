@@ -58,7 +58,7 @@ class Options:
 
 def parse_options(argv: list[str] | None) -> Options:
     parser = argparse.ArgumentParser(prog="bench/run", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="1 round of 1 s cells (~1.5 min)")
+    parser.add_argument("--quick", action="store_true", help="1 round of 2 s cells (about 1.5 min)")
     parser.add_argument("--duration", type=int, help="seconds per wrk cell (default 3)")
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default 3)")
     parser.add_argument("--connections", type=int, default=16, help="closed-loop connections")
@@ -86,7 +86,7 @@ def parse_options(argv: list[str] | None) -> Options:
     args = parser.parse_args(argv)
     quick = bool(args.quick)
     return Options(
-        duration=args.duration or (1 if quick else 3),
+        duration=args.duration or (2 if quick else 3),
         rounds=args.rounds or (1 if quick else 3),
         connections=args.connections,
         images=args.images,
@@ -164,9 +164,12 @@ class Run:
         _say(f"  event loops: shim {self.shim_loop}, floors and walk {self.floor_loop}")
         return out
 
-    def closed(self, phase: str, kind: str, targets: list[Target], rnd: int, conns: int) -> None:
+    def closed(
+        self, phase: str, kind: str, targets: list[Target], rnd: int, single: bool = False
+    ) -> None:
+        """One closed-loop cell per target: --connections of them, or one (``conc1``)."""
         assert self.nginx is not None
-        mode = "closed" if conns == self.o.connections else "conc1"
+        mode, conns = ("conc1", 1) if single else ("closed", self.o.connections)
         for target in targets:
             outcome = cells.closed_cell(
                 target,
@@ -186,7 +189,9 @@ class Run:
         cpus = o.server_cpus if workers == 1 else o.server_cpus_2w
         phase = f"w{workers}"
         _say(f" unpaged list, {o.images:,} images, fresh shim with {workers} worker(s)")
-        shim = cells.shim_target(self.nginx, workers, cpus, o.page_size, self.logs, o.shim_command)
+        shim = cells.shim_target(
+            self.nginx, workers, cpus, o.page_size, self.logs, o.shim_command, "shim-unpaged"
+        )
         try:
             for _ in range(o.rounds):
                 if workers == 1:
@@ -211,11 +216,13 @@ class Run:
             for rnd in range(o.rounds):
                 _say(f" round {rnd + 1}/{o.rounds} ({time.monotonic() - self.started:.0f} s)")
                 for kind in ("detail25", "detail1000", "show"):
-                    self.closed("w1", kind, side, rnd, o.connections)
-                self.closed("w1", "basic25", [t["shim"]], rnd, o.connections)
+                    self.closed("w1", kind, side, rnd)
+                self.closed("w1", "basic25", [t["shim"]], rnd)
                 for kind in ("detail1", "detail200"):
-                    self.closed("w1", kind, side[1:], rnd, o.connections)
-                self.closed("w1", "detail25", [t["direct"], t["parse"], t["shim"]], rnd, 1)
+                    self.closed("w1", kind, side[1:], rnd)
+                self.closed(
+                    "w1", "detail25", [t["direct"], t["parse"], t["shim"]], rnd, single=True
+                )
             self.open_loop([t["direct"], t["parse"], t["shim"]])
         finally:
             for target in t.values():
@@ -260,14 +267,12 @@ class Run:
                     "detail25",
                     [t["passthrough"], t["parse"], t["shim"]],
                     rnd,
-                    o.connections,
                 )
                 self.closed(
                     "w2",
                     "detail1000",
                     [t["passthrough"], t["parse"], t["shim"]],
                     rnd,
-                    o.connections,
                 )
         finally:
             for target in t.values():
@@ -289,6 +294,12 @@ class Run:
             missing = self.nginx.missing()
             if missing:
                 self.results.notes.append("nginx had no canned page for: " + "; ".join(missing))
+            for log in sorted(self.logs.glob("*.log")):
+                lines = log.read_text(errors="replace").splitlines()
+                if lines:
+                    self.results.notes.append(
+                        f"{log.name}: {len(lines)} line(s) logged, first: {lines[0][:200]}"
+                    )
         finally:
             self.nginx.stop()
 

@@ -138,7 +138,9 @@ def note_identity(request: web.Request, project_id: str | None, user_id: str | N
 @web.middleware
 async def observe_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     settings = request.app[SETTINGS]
-    route, legacy = route_of(request.method, request.path, passthrough=settings.nova_url is not None)
+    route, legacy = route_of(
+        request.method, request.path, passthrough=settings.nova_url is not None
+    )
     loop = asyncio.get_running_loop()
     record = RequestRecord(route, legacy, loop.time(), _max_version(settings))
     request[OBSERVED] = record
@@ -156,7 +158,7 @@ async def observe_middleware(request: web.Request, handler: Handler) -> web.Stre
         # No answer will be logged by aiohttp: the peer or the handler is gone.
         response = record.response
         status = response.status if response is not None else CLIENT_CLOSED
-        size = response.body_length if response is not None else 0
+        size = request.writer.output_size  # what reached the socket before the end
         headers = response.headers if response is not None else None
         _emit(request, record, status, size, loop.time() - record.started, headers, exc)
         raise
@@ -212,7 +214,7 @@ def _emit(
         "path": request.path[:MAX_LOGGED_TEXT],
         "status": status,
         "duration_ms": round(seconds * 1000, 3),
-        "bytes": size,
+        "bytes_sent": size,  # status line, headers and body, as aiohttp counts them
         "microversion": version,
         "client": client,
         "user_agent": (user_agent or "")[:MAX_LOGGED_TEXT],
@@ -293,9 +295,7 @@ def classify_upstream(
     if path.endswith("/v2/schemas/image"):
         return "glance", "schema"
     if "/v2/images/" in path:
-        return "glance", {"GET": "show", "DELETE": "delete", "PATCH": "patch"}.get(
-            method, "other"
-        )
+        return "glance", {"GET": "show", "DELETE": "delete", "PATCH": "patch"}.get(method, "other")
     return "glance", "other"
 
 

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import aiohttp
-from aiohttp import web
+from aiohttp import hdrs, web
 from yarl import URL
 
 from shim.access import observe_middleware, on_prepare, upstream_trace
@@ -38,14 +38,21 @@ from shim.keys import (
 from shim.legacy.paths import match_legacy
 from shim.legacy.routes import serve_legacy
 from shim.legacy.views import glance_base_url
-from shim.passthrough import proxy
+from shim.limits import limits_middleware
+from shim.passthrough import pool_trace_config, proxy
 from shim.settings import Settings
 
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         # observe_middleware first: it must see every request, faults and disconnects.
-        middlewares=[observe_middleware, request_id_middleware, fault_middleware],
+        # limits_middleware inside fault_middleware: its refusals are rendered as faults.
+        middlewares=[
+            observe_middleware,
+            request_id_middleware,
+            fault_middleware,
+            limits_middleware,
+        ],
         client_max_size=settings.max_body,
         # Passthrough bodies must reach Nova byte for byte (PROXY_PITFALLS.md §4).
         handler_args={"auto_decompress": False},
@@ -58,7 +65,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(upstreams)
     app.on_response_prepare.append(stamp_response)
     app.on_response_prepare.append(on_prepare)
-    app.router.add_route("*", r"/{tail:[\s\S]*}", dispatch)
+    app.router.add_route("*", r"/{tail:[\s\S]*}", dispatch, expect_handler=expect_continue)
     return app
 
 
@@ -78,9 +85,16 @@ async def upstreams(app: web.Application) -> AsyncIterator[None]:
         timeout=aiohttp.ClientTimeout(
             total=settings.glance_timeout, connect=settings.connect_timeout
         ),
-        # Times and counts every Glance, Keystone and Nova call (shim.access).
-        trace_configs=[upstream_trace(settings)],
+        # Times and counts every Glance, Keystone and Nova call (shim.access); tells a
+        # passthrough waiting for a pool slot from one waiting on Nova (503 vs 504).
+        trace_configs=[upstream_trace(settings), pool_trace_config()],
     )
+    # aiohttp resends an idempotent request (GET, PUT, DELETE) once, silently, when a
+    # pooled keep-alive connection fails (PROXY_PITFALLS §6). Glance GETs have their own
+    # budget (SHIM_GLANCE_RETRIES), a write must go out exactly once (SPEC D11: a resent
+    # DELETE would answer 404 for an image it deleted), and the passthrough never retries.
+    # aiohttp 3.14 has no public switch for it.
+    session._retry_connection = False
     app[SESSION] = session
     if settings.glance_url is not None:
         app[GLANCE] = GlanceClient(session, settings, settings.glance_url)
@@ -97,6 +111,19 @@ async def upstreams(app: web.Application) -> AsyncIterator[None]:
     finally:
         app[RUNTIME].session_open = False
         await session.close()
+
+
+async def expect_continue(request: web.Request) -> None:
+    """``Expect: 100-continue`` answered as aiohttp does; any other expectation ignored.
+
+    aiohttp's default answers it with a plain-text 417 before any middleware runs, which
+    is no Nova fault; RFC 9110 §10.1.1 lets a server ignore an expectation it does not know.
+    """
+    expect = request.headers.get(hdrs.EXPECT, "")
+    if request.version == aiohttp.HttpVersion11 and expect.lower() == "100-continue":
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        # The interim answer is not part of the response body (as in aiohttp's default).
+        request.writer.output_size = 0
 
 
 async def dispatch(request: web.Request) -> web.StreamResponse:

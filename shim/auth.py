@@ -29,7 +29,7 @@ It must never log, store (other than as a SHA-256 key) or echo a token.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -211,12 +211,18 @@ class Keystone:
         self._challenge = www_authenticate(settings)
         tokens = URL(service_root(str(settings.keystone_url)) + "/v3/auth/tokens")
         # The catalogue can be tens of KiB: ask for it only when Glance must come from it.
-        self._validate_url = tokens if settings.glance_url is None else tokens.with_query("nocatalog")
-        self._issue_url = tokens.with_query("nocatalog")
-        self.cache = cache or TokenCache(
-            ttl=settings.token_cache_ttl, max_size=settings.token_cache_size
+        self._validate_url = (
+            tokens if settings.glance_url is None else tokens.with_query("nocatalog")
         )
-        self._service = _ServiceToken(self) if settings.service_username else None
+        self._issue_url = tokens.with_query("nocatalog")
+        self.cache = (
+            cache
+            if cache is not None
+            else TokenCache(ttl=settings.token_cache_ttl, max_size=settings.token_cache_size)
+        )
+        self._service = (
+            _ServiceToken(self._issue_service_token) if settings.service_username else None
+        )
 
     async def identify(self, token: str) -> TokenInfo:
         """The token's `TokenInfo`, or `Unauthorized`/`ServiceUnavailable`."""
@@ -288,12 +294,41 @@ class Keystone:
     def _unavailable(self) -> ServiceUnavailable:
         return ServiceUnavailable(IDENTITY_UNAVAILABLE, retry_after=self._settings.retry_after)
 
+    async def _issue_service_token(self) -> tuple[str, float]:
+        """Password auth with ``SHIM_SERVICE_*``: ``(token, seconds until it expires)``."""
+        settings = self._settings
+        domain = {"name": settings.service_domain}
+        auth: dict[str, Any] = {
+            "identity": {
+                "methods": ["password"],
+                "password": {
+                    "user": {
+                        "name": settings.service_username,
+                        "domain": domain,
+                        "password": str(settings.service_password or ""),
+                    }
+                },
+            }
+        }
+        if settings.service_project:
+            auth["scope"] = {"project": {"name": settings.service_project, "domain": domain}}
+        answer = await self._call("POST", self._issue_url, None, body=orjson.dumps({"auth": auth}))
+        if answer.status != 201 or not answer.subject_token:
+            log.error("keystone_service_auth_failed", status=answer.status)
+            raise self._unavailable()
+        try:
+            verdict = parse_token(orjson.loads(answer.body), "public", None, datetime.now(UTC))
+        except (orjson.JSONDecodeError, KeystoneAnswerError):
+            log.error("keystone_service_auth_failed", status=answer.status, reason="bad body")
+            raise self._unavailable() from None
+        return answer.subject_token, max(0.0, verdict.lifetime)
+
 
 class _ServiceToken:
     """The shim's own token (``SHIM_SERVICE_*``), fetched once and renewed before expiry."""
 
-    def __init__(self, keystone: Keystone) -> None:
-        self._keystone = keystone
+    def __init__(self, issue: Callable[[], Awaitable[tuple[str, float]]]) -> None:
+        self._issue = issue
         self._lock = asyncio.Lock()
         self._value: str | None = None
         self._renew_at = 0.0
@@ -311,37 +346,6 @@ class _ServiceToken:
             self._value = value
             self._renew_at = loop.time() + lifetime - min(SERVICE_TOKEN_MARGIN, lifetime / 2)
             return value
-
-    async def _issue(self) -> tuple[str, float]:
-        keystone = self._keystone
-        settings = keystone._settings
-        domain = {"name": settings.service_domain}
-        auth: dict[str, Any] = {
-            "identity": {
-                "methods": ["password"],
-                "password": {
-                    "user": {
-                        "name": settings.service_username,
-                        "domain": domain,
-                        "password": str(settings.service_password or ""),
-                    }
-                },
-            }
-        }
-        if settings.service_project:
-            auth["scope"] = {"project": {"name": settings.service_project, "domain": domain}}
-        answer = await keystone._call(
-            "POST", keystone._issue_url, None, body=orjson.dumps({"auth": auth})
-        )
-        if answer.status != 201 or not answer.subject_token:
-            log.error("keystone_service_auth_failed", status=answer.status)
-            raise keystone._unavailable()
-        try:
-            verdict = parse_token(orjson.loads(answer.body), "public", None, datetime.now(UTC))
-        except (orjson.JSONDecodeError, KeystoneAnswerError):
-            log.error("keystone_service_auth_failed", status=answer.status, reason="bad body")
-            raise keystone._unavailable() from None
-        return answer.subject_token, max(0.0, verdict.lifetime)
 
 
 async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:

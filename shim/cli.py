@@ -1,21 +1,27 @@
-"""Command line: flags + environment → Settings → logging → workers → the API server."""
+"""Command line: flags + environment → Settings → logging → workers → the API server.
+
+Exit status: 0 after a clean shutdown (SIGTERM/SIGINT, in-flight requests drained), 2 for bad
+settings (the message names the setting), 3 when the server could not start (one worker),
+1 for anything else (a worker crash loop, a worker that could not start under the master,
+a drain that overran its bound).
+"""
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import os
-import signal
 import sys
 from collections.abc import Sequence
 
 import structlog
-from aiohttp import web
 
-from shim.app import create_app
 from shim.observability import configure_logging
 from shim.settings import Settings, SettingsError
+from shim.workers import prepare_metrics_dir, run_worker, supervise
 
 log = structlog.get_logger(__name__)
+
+EXIT_BAD_SETTINGS = 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -23,48 +29,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.from_sources(os.environ, sys.argv[1:] if argv is None else argv)
     except SettingsError as exc:
         print(f"nova-image-shim: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_SETTINGS
     configure_logging(settings)
+    logging.captureWarnings(True)
+    try:
+        # prometheus-client's own variable; the Helm chart points it at an emptyDir.
+        metrics_dir = prepare_metrics_dir(
+            os.environ.get("PROMETHEUS_MULTIPROC_DIR"), settings.workers
+        )
+    except OSError as exc:
+        print(f"nova-image-shim: PROMETHEUS_MULTIPROC_DIR: {exc}", file=sys.stderr)
+        return EXIT_BAD_SETTINGS
     if settings.workers == 1:
-        serve(settings, reuse_port=False)
-        return 0
-    return supervise(settings)
-
-
-def serve(settings: Settings, *, reuse_port: bool) -> None:
-    log.info("starting", listen=str(settings.listen), pid=os.getpid())
-    web.run_app(
-        create_app(settings),
-        host=settings.listen.host,
-        port=settings.listen.port,
-        reuse_port=reuse_port,
-        shutdown_timeout=settings.shutdown_timeout,
-        print=None,
-        access_log=None,
-    )
-
-
-def supervise(settings: Settings) -> int:
-    """Fork one worker per CPU on a shared SO_REUSEPORT socket; relay SIGTERM/SIGINT."""
-    children: list[int] = []
-    for _ in range(settings.workers):
-        pid = os.fork()
-        if pid == 0:
-            try:
-                serve(settings, reuse_port=True)
-            finally:
-                os._exit(0)
-        children.append(pid)
-
-    def relay(signum: int, _frame: object) -> None:
-        for child in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(child, signum)
-
-    signal.signal(signal.SIGTERM, relay)
-    signal.signal(signal.SIGINT, relay)
-    status = 0
-    for child in children:
-        _, code = os.waitpid(child, 0)
-        status = status or os.waitstatus_to_exitcode(code)
-    return status
+        log.info("starting", listen=str(settings.listen), workers=1)
+        return run_worker(settings, reuse_port=False)
+    return supervise(settings, metrics_dir)

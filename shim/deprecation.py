@@ -76,9 +76,7 @@ def link_value(name: str, url: str) -> str:
     return f'<{url}>; rel="deprecation"; type="text/html"'
 
 
-def deprecation_headers(
-    deprecation: str | None, sunset: str | None, link: str | None
-) -> Headers:
+def deprecation_headers(deprecation: str | None, sunset: str | None, link: str | None) -> Headers:
     """The header pairs for the three settings (each optional); ValueError if malformed."""
     headers: list[tuple[str, str]] = []
     deprecated_at = None

@@ -23,11 +23,11 @@ import asyncio
 import html
 import random
 import re
-from urllib.parse import quote
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, Final, Literal
+from urllib.parse import quote
 
 import aiohttp
 import orjson
@@ -84,8 +84,12 @@ class GlanceAnswer:
     www_authenticate: str | None
 
 
-def explanation(answer: GlanceAnswer) -> str:
-    """glanceclient's rendering of a Glance error, HTML-escaped as Nova returns it."""
+def explanation(answer: GlanceAnswer, secret: str | None = None) -> str:
+    """glanceclient's rendering of a Glance error, HTML-escaped as Nova returns it.
+
+    *secret* (the caller's token) is masked should Glance, or a proxy in front of it,
+    repeat it: no fault message ever carries a token (SPEC §5).
+    """
     details = ""
     if "json" in answer.content_type:
         try:
@@ -101,6 +105,8 @@ def explanation(answer: GlanceAnswer) -> str:
     text = f"HTTP {answer.status} {answer.reason}"
     if details:
         text = f"{text}: {details}"
+    if secret:
+        text = text.replace(secret, "***")
     return html.escape(text, quote=True)
 
 
@@ -123,17 +129,21 @@ def _strip_html(text: str) -> str:
 
 
 def to_fault(
-    op: Operation, image_id: str | None, answer: GlanceAnswer, keystone: str | None
+    op: Operation,
+    image_id: str | None,
+    answer: GlanceAnswer,
+    keystone: str | None,
+    token: str | None = None,
 ) -> Exception:
     """Map a non-2xx Glance answer to the fault the operation owes the client."""
     status = answer.status
     if status == 401:
         return Unauthorized(keystone or answer.www_authenticate)
     if status == 400:
-        return BadRequest(explanation(answer))
+        return BadRequest(explanation(answer, token))
     if status == 403:
         if op == "list":
-            return Forbidden(explanation(answer))
+            return Forbidden(explanation(answer, token))
         if op == "delete":
             return Forbidden("You are not allowed to delete the image.")
         return Forbidden(f"Not authorized for image {image_id}.")
@@ -141,10 +151,10 @@ def to_fault(
         return ItemNotFound(IMAGE_NOT_FOUND)
     if status == 409 and op in ("delete", "patch"):
         if op == "delete":
-            return Conflict(f"Conflict deleting image. Reason: {explanation(answer)}.")
-        return Conflict(explanation(answer))
+            return Conflict(f"Conflict deleting image. Reason: {explanation(answer, token)}.")
+        return Conflict(explanation(answer, token))
     if status == 413 and op == "patch":
-        return OverLimit(explanation(answer))
+        return OverLimit(explanation(answer, token))
     return BadUpstreamResponse()
 
 
@@ -167,12 +177,16 @@ class GlanceClient:
         return self._base
 
     async def schema(self, caller: Caller) -> ImageSchema:
-        """Glance's image schema, fetched once; the built-in one while it cannot be read."""
+        """Glance's image schema, fetched once; the built-in one while it cannot be read.
+
+        An unreachable Glance is a `ServiceUnavailable` here too: falling back would only
+        start a second deadline for the call that follows, which must fail the same way.
+        """
         if self._schema is not None:
             return self._schema
         try:
             doc = await self._get_json("show", None, self._schema_url, caller)
-        except (BadUpstreamResponse, ServiceUnavailable, ItemNotFound):
+        except (BadUpstreamResponse, ItemNotFound):
             log.warning("glance_schema_unavailable")
             return FALLBACK_SCHEMA
         if not isinstance(doc, dict):
@@ -205,7 +219,7 @@ class GlanceClient:
     async def delete(self, caller: Caller, image_id: str) -> None:
         answer = await self._send("DELETE", self._image_url(image_id), caller)
         if answer.status >= 300:
-            raise to_fault("delete", image_id, answer, self._keystone)
+            raise to_fault("delete", image_id, answer, self._keystone, caller.token)
 
     async def patch(
         self, caller: Caller, image_id: str, operations: Sequence[Mapping[str, Any]]
@@ -218,7 +232,7 @@ class GlanceClient:
             content_type=JSON_PATCH,
         )
         if answer.status >= 300:
-            raise to_fault("patch", image_id, answer, self._keystone)
+            raise to_fault("patch", image_id, answer, self._keystone, caller.token)
         doc = _decode(answer.body)
         if not isinstance(doc, dict):
             raise BadUpstreamResponse()
@@ -253,7 +267,7 @@ class GlanceClient:
                 if answer.status < 300:
                     return _decode(answer.body)
                 if answer.status not in _RETRY_STATUSES:
-                    raise to_fault(op, image_id, answer, self._keystone)
+                    raise to_fault(op, image_id, answer, self._keystone, caller.token)
                 failure = f"status {answer.status}"
             attempt += 1
             pause = random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt))  # noqa: S311

@@ -148,7 +148,7 @@ def enable_multiprocess(path: Path) -> None:
     if _metrics is not None:
         raise RuntimeError("metrics already in use; enable multiprocess mode before forking")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
-    values.ValueClass = values.get_value_class()
+    values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
     _multiproc_dir = path
 
 
@@ -212,7 +212,7 @@ def render(accept: str | None) -> tuple[bytes, str]:
     """The exposition (Prometheus text, or OpenMetrics if asked) and its content type."""
     if _multiproc_dir is not None:
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry, path=str(_multiproc_dir))
+        multiprocess.MultiProcessCollector(registry, path=str(_multiproc_dir))  # type: ignore[no-untyped-call]
     else:
         registry = get().registry
     encoder, content_type = choose_encoder(accept or "")

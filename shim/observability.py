@@ -54,15 +54,19 @@ _SECRET_NAMES: Final = frozenset(
         "set_cookie",
     }
 )
-_HEADER_PAIR: Final = re.compile(
-    r"(?i)((?:x-auth-token|x-subject-token|x-service-token|x_auth_token|x_subject_token"
-    r"|authorization|password)['\"]?\s*[:=]\s*['\"]?)(?:bearer\s+|basic\s+)?[^'\"\s,;}&]+"
+# "<name>: value" / "<name>=value" / "'<name>': 'value'" where the name ends in token,
+# password or secret (X-Auth-Token, x_subject_token, ?token=, password=) or is a credential
+# header: headers, query strings, dict and multidict reprs.
+_NAMED_VALUE: Final = re.compile(
+    r"(?i)((?:[\w-]*(?:token|password|passwd|secret)|authorization|cookie)['\"]?\s*[:=]\s*['\"]?)"
+    r"(?:bearer\s+|basic\s+)?[^'\"\s,;}&]+"
 )
 # Keystone Fernet tokens are url-safe base64 starting "gAAAAA"; JWS tokens are three
 # base64url parts starting "eyJ" (a JSON header).
 _TOKEN_SHAPES: Final = re.compile(
     r"gAAAAA[A-Za-z0-9_\-=]{20,}|eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"
 )
+_RENDERED_LATER: Final = frozenset({"exc_info", "stack_info"})
 # Shorter values are not masked by exact match: "abc" would garble unrelated text.
 MIN_SECRET_LENGTH: Final = 8
 
@@ -79,7 +83,7 @@ def scrub(text: str) -> str:
     for secret in _request_secrets.get():
         if secret in text:
             text = text.replace(secret, REDACTED)
-    text = _HEADER_PAIR.sub(lambda m: m.group(1) + REDACTED, text)
+    text = _NAMED_VALUE.sub(lambda m: m.group(1) + REDACTED, text)
     return _TOKEN_SHAPES.sub(REDACTED, text)
 
 
@@ -91,18 +95,19 @@ def _redact_value(value: Any) -> Any:
     if isinstance(value, str):
         return scrub(value)
     if isinstance(value, Mapping):
-        return {
-            k: REDACTED if _is_secret_name(k) else _redact_value(v) for k, v in value.items()
-        }
-    if isinstance(value, list | tuple):
+        return {k: REDACTED if _is_secret_name(k) else _redact_value(v) for k, v in value.items()}
+    if isinstance(value, list):
         return [_redact_value(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_redact_value(v) for v in value)
     return value
 
 
 def redact(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
     """Processor: mask credential keys and credential-looking text in every field."""
     for key in list(event):
-        if key.startswith("_"):  # ProcessorFormatter's record and flags
+        # ProcessorFormatter's record and flags; exc_info is redacted once rendered.
+        if key.startswith("_") or key in _RENDERED_LATER:
             continue
         event[key] = REDACTED if _is_secret_name(key) else _redact_value(event[key])
     return event

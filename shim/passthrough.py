@@ -12,8 +12,8 @@ Failures, as SPEC §6 and §5 ask:
   first-byte timeout → 504, no free pooled connection within ``connect_timeout`` → 503
   with ``Retry-After`` (needs :func:`pool_trace_config` on the session, else 504); all
   Nova fault JSON raised as :class:`~shim.faults.NovaFault` for the fault middleware;
-* after the answer began: the client connection is reset and :class:`UpstreamBroken` is
-  raised, so a truncated body can never look complete (PROXY_PITFALLS §12);
+* after the answer began: the client connection is reset (:class:`UpstreamBroken` ends the
+  relay), so a truncated body can never look complete (PROXY_PITFALLS §12);
 * the client going away mid-answer is not an error: logged at info, upstream closed.
 
 It must not buffer a body, decode one, follow redirects, or keep cookies (the session is
@@ -268,7 +268,10 @@ async def proxy(
             await response.prepare(request)
             await _relay(request, answer, response)
         except UpstreamBroken:
-            raise
+            # Already logged and the client connection reset: return, so aiohttp does not
+            # log an upstream failure as an unhandled "Error handling request" (its 500
+            # path) on top; writing the end of the response then fails quietly.
+            pass
         except ConnectionResetError:
             # The client went away (PROXY_PITFALLS §12): leaving the `async with` closes the
             # half-read upstream connection instead of returning it to the pool.

@@ -61,6 +61,10 @@ HEADERS_TOO_LARGE: Final = "Request Header Fields Too Large"
 MALFORMED: Final = "Malformed request"
 
 
+class StartupFailed(Exception):
+    """A worker could not start serving (port taken, bad address ...)."""
+
+
 class BoundedHeadHandler(RequestHandler):
     """aiohttp's protocol, plus a header-read deadline and Nova faults for parse errors."""
 
@@ -114,9 +118,13 @@ class BoundedHeadHandler(RequestHandler):
         exc: BaseException | None = None,
         message: str | None = None,
     ) -> web.StreamResponse:
-        if status == 500:
-            log.error("unhandled_error", path=request.path, exc_info=exc)
+        if isinstance(exc, ConnectionError):
+            # The client went away mid-answer (PROXY_PITFALLS §12): not a server error.
+            log.info("client_disconnected", path=request.path, error=type(exc).__name__)
             fault = NovaFault(UNEXPECTED_MESSAGE, status=500)
+        elif status >= 500:  # an exception escaped the fault middleware (504: a timeout)
+            log.error("unhandled_error", path=request.path, status=status, exc_info=exc)
+            fault = NovaFault(UNEXPECTED_MESSAGE, status=status)
         else:
             fault = parse_fault(status, exc, max_line_size=self.max_line_size)
             # Client errors, expected on a public port: the type only, never the text.
@@ -198,6 +206,7 @@ class Running:
     runtime: Runtime
     api: ShimRunner
     metrics: web.AppRunner | None
+    shutdown_timeout: float
 
     @property
     def api_port(self) -> int:
@@ -215,7 +224,7 @@ class Running:
         log.info(
             "draining",
             connections=len(server.connections) if server is not None else 0,
-            bound_seconds=self.api._shutdown_timeout,
+            bound_seconds=self.shutdown_timeout,
         )
         try:
             # Stops accepting, closes idle connections, waits for in-flight requests up to
@@ -261,7 +270,7 @@ async def start(
             await metrics_runner.cleanup()
         await api.cleanup()
         raise
-    return Running(runtime, api, metrics_runner)
+    return Running(runtime, api, metrics_runner, settings.shutdown_timeout)
 
 
 async def serve(settings: Settings, *, reuse_port: bool = False) -> None:
@@ -272,7 +281,12 @@ async def serve(settings: Settings, *, reuse_port: bool = False) -> None:
     for signum in signals:
         loop.add_signal_handler(signum, stop.set)
     try:
-        running = await start(settings, reuse_port=reuse_port)
+        try:
+            running = await start(settings, reuse_port=reuse_port)
+        except OSError as exc:
+            raise StartupFailed(f"cannot listen: {exc}") from exc
+        except Exception as exc:
+            raise StartupFailed(f"{type(exc).__name__}: {exc}") from exc
         log.info(
             "listening",
             api=running.api_port,

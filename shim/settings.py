@@ -39,6 +39,9 @@ DEFAULT_NOVA_READ_TIMEOUT: Final = 300.0
 DEFAULT_SHUTDOWN_TIMEOUT: Final = 25.0
 DEFAULT_HEADER_READ_TIMEOUT: Final = 10.0
 DEFAULT_MAX_BODY: Final = 1024 * 1024
+# Below aiohttp's own parser limits (8190 bytes a line), so the shim answers a Nova fault.
+DEFAULT_MAX_URL: Final = 8000
+DEFAULT_MAX_HEADER_BYTES: Final = 32 * 1024
 
 AuthMode = Literal["passthrough", "keystone", "trusted-headers"]
 LogFormat = Literal["json", "console"]
@@ -104,6 +107,8 @@ class Settings:
     nova_read_timeout: float = DEFAULT_NOVA_READ_TIMEOUT
     rewrite_location: bool = False
     max_body: int = DEFAULT_MAX_BODY
+    max_url: int = DEFAULT_MAX_URL
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
     header_read_timeout: float = DEFAULT_HEADER_READ_TIMEOUT
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
     workers: int = 1
@@ -120,6 +125,8 @@ class Settings:
         _check_range("SHIM_GLANCE_RETRIES", self.glance_retries, 0, 20)
         _check_range("SHIM_WORKERS", self.workers, 1, 1024)
         _check_range("SHIM_POOL_SIZE", self.pool_size, 1, 100_000)
+        _check_range("SHIM_MAX_URL", self.max_url, 64, DEFAULT_MAX_URL)
+        _check_range("SHIM_MAX_HEADER_BYTES", self.max_header_bytes, 1024, 1024 * 1024)
         if self.metadata_items < -1:
             raise SettingsError("SHIM_METADATA_ITEMS must be -1 (unlimited) or >= 0")
         for name, value in (
@@ -311,6 +318,8 @@ _SPECS: Final[tuple[_Spec, ...]] = (
     ),
     _Spec("SHIM_REWRITE_LOCATION", "rewrite_location", _bool, "rewrite upstream Location"),
     _Spec("SHIM_MAX_BODY", "max_body", _size, "largest request body on image routes"),
+    _Spec("SHIM_MAX_URL", "max_url", int, "longest request path and query, bytes (414)"),
+    _Spec("SHIM_MAX_HEADER_BYTES", "max_header_bytes", _size, "largest request header block (431)"),
     _Spec(
         "SHIM_HEADER_READ_TIMEOUT",
         "header_read_timeout",

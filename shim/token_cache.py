@@ -21,33 +21,17 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import importlib
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final, Generic, TypeVar
 
+from shim import metrics
+
 DEFAULT_NEGATIVE_TTL: Final = 5.0
 
 V = TypeVar("V")
-
-
-def record_lookup(hit: bool) -> None:
-    """Metrics hook: called once per lookup with whether the cache answered it.
-
-    A no-op stand-in; `lookup_hook` prefers ``shim.metrics.token_cache`` when it exists.
-    """
-
-
-def lookup_hook() -> Callable[[bool], None]:
-    """``shim.metrics.token_cache`` if the metrics module provides it, else `record_lookup`."""
-    try:
-        metrics = importlib.import_module("shim.metrics")
-    except ImportError:
-        return record_lookup
-    observe = getattr(metrics, "token_cache", None)
-    return observe if callable(observe) else record_lookup
 
 
 def token_key(token: str) -> bytes:
@@ -77,13 +61,13 @@ class TokenCache(Generic[V]):
         max_size: int,
         negative_ttl: float = DEFAULT_NEGATIVE_TTL,
         clock: Callable[[], float] = time.monotonic,
-        on_lookup: Callable[[bool], None] | None = None,
+        on_lookup: Callable[[bool], None] = metrics.token_cache,
     ) -> None:
         self.ttl = ttl
         self.negative_ttl = min(ttl, negative_ttl)
         self.max_size = max(0, max_size)
         self._clock = clock
-        self._on_lookup = on_lookup if on_lookup is not None else lookup_hook()
+        self._on_lookup = on_lookup  # hit/miss counter (shim.metrics)
         self._entries: OrderedDict[bytes, _Entry[V]] = OrderedDict()
         self._inflight: dict[bytes, asyncio.Future[Verdict[V]]] = {}
 
@@ -93,7 +77,8 @@ class TokenCache(Generic[V]):
     def __contains__(self, token: object) -> bool:
         return isinstance(token, str) and self._lookup(token_key(token)) is not None
 
-    def keys(self) -> list[bytes]:
+    def digests(self) -> list[bytes]:
+        """The keys held: SHA-256 digests of tokens."""
         return list(self._entries)
 
     def get(self, token: str) -> Verdict[V] | None:

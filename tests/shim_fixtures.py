@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -10,13 +11,14 @@ from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 from yarl import URL
 
+from shim.access import ACCESS_LOGGER, AccessLogger
 from shim.app import create_app
 from shim.settings import Settings
 from tests.stack.info import StackInfo
 
 MakeShim = Callable[..., Awaitable[TestClient[Any, Any]]]
 
-# Small Glance pages so the standard catalogue (61 images for alice) spans several.
+# Small Glance pages so the standard catalogue (67 images for alice) spans several.
 TEST_PAGE_SIZE = 10
 
 
@@ -37,6 +39,13 @@ def make_shim(aiohttp_client: AiohttpClient, real_stack: StackInfo) -> MakeShim:
     """``await make_shim(**settings)``: a test client of a shim over the real stack."""
 
     async def make(**overrides: Any) -> TestClient[Any, Any]:
-        return await aiohttp_client(create_app(stack_settings(real_stack, **overrides)))
+        return await aiohttp_client(
+            create_app(stack_settings(real_stack, **overrides)),
+            # The shim's own access log and request metrics, as in production.
+            server_kwargs={
+                "access_log_class": AccessLogger,
+                "access_log": logging.getLogger(ACCESS_LOGGER),
+            },
+        )
 
     return make

@@ -6,20 +6,23 @@ the property changes (D5). Query parameters are ignored (D7).
 
 How each verb reaches Glance (one GET of the image, then at most one PATCH):
 
-=======================  ==========================================================
-verb                     PATCH operations
-=======================  ==========================================================
-POST .../metadata        ``add`` for each key whose value differs from Glance's
-PUT .../metadata         ``remove`` for each property not in the request (reserved
-                         ``os_glance*`` properties are Glance's and stay), ``add``
-                         for each key whose value differs
-PUT .../metadata/{key}   ``add`` for the key unless Glance already holds that value
-DELETE .../metadata/{key} ``remove`` for the key
-=======================  ==========================================================
+=========================  ========================================================
+verb                       PATCH operations
+=========================  ========================================================
+POST .../metadata          ``add`` for each key of the request
+PUT .../metadata           ``remove`` for each property not in the request (reserved
+                           ``os_glance*`` properties are Glance's and stay), ``add``
+                           for each key of the request
+PUT .../metadata/{key}     ``add`` for the key
+DELETE .../metadata/{key}  ``remove`` for the key
+=========================  ========================================================
 
-No PATCH is sent when nothing changes. Name, visibility, sizes and every other core
-attribute are never part of a PATCH, so shared and community images stay what they are
-(unlike Nova, which rewrote the whole image and sent ``visibility=private``).
+Keys are sent even when Glance already holds the value: Glance authorizes a PATCH only
+when it has operations, and a write by someone who may not modify the image must fail
+as it does in Nova. Only an empty operation list (``POST {"metadata": {}}``) sends no
+PATCH. Name, visibility, sizes and every other core attribute are never part of a PATCH,
+so shared and community images stay what they are (unlike Nova, which rewrote the whole
+image and sent ``visibility=private``).
 ``block_device_mapping``/``mappings`` are JSON-decoded for display only; what Glance
 holds is the JSON string a client wrote, never a re-encoding of it.
 
@@ -69,9 +72,8 @@ async def merge_metadata(request: web.Request, call: LegacyCall) -> web.StreamRe
     changes = validate_metadata(call.body, legacy_v2=call.target.prefix == "v2")
     image, schema = await _read(call, changes)
     _check_quota(call, {**to_nova_metadata(image, schema), **changes})
-    ops = _set_ops(_differing(image, changes))
-    if ops:
-        image = await call.glance.patch(call.caller, call.image_id, ops)
+    if changes:
+        image = await call.glance.patch(call.caller, call.image_id, _set_ops(changes))
     return json_response(orjson.dumps({"metadata": to_nova_metadata(image, schema)}))
 
 
@@ -85,7 +87,7 @@ async def replace_metadata(request: web.Request, call: LegacyCall) -> web.Stream
         for key in to_nova_metadata(image, schema)
         if key not in wanted and not _reserved(key)
     ]
-    ops += _set_ops(_differing(image, wanted))
+    ops += _set_ops(wanted)
     if ops:
         await call.glance.patch(call.caller, call.image_id, ops)
     return json_response(orjson.dumps({"metadata": wanted}))
@@ -98,9 +100,7 @@ async def update_item(request: web.Request, call: LegacyCall) -> web.StreamRespo
         raise BadRequest("Request body and URI mismatch")
     image, schema = await _read(call, meta)
     _check_quota(call, {**to_nova_metadata(image, schema), **meta})
-    ops = _set_ops(_differing(image, meta))
-    if ops:
-        await call.glance.patch(call.caller, call.image_id, ops)
+    await call.glance.patch(call.caller, call.image_id, _set_ops(meta))
     return json_response(orjson.dumps({"meta": meta}))
 
 
@@ -140,12 +140,6 @@ async def _read(call: LegacyCall, names: Iterable[str] = ()) -> tuple[dict[str, 
 
 def _reserved(key: str) -> bool:
     return key.startswith(RESERVED_PREFIX) or key in RESERVED_NAMES
-
-
-def _differing(image: Mapping[str, Any], values: Mapping[str, str]) -> dict[str, str]:
-    # Compared with Glance's raw value, so a block_device_mapping string is compared as
-    # the string Glance holds, not as the decoded JSON the client was shown.
-    return {key: value for key, value in values.items() if image.get(key) != value}
 
 
 def _check_quota(call: LegacyCall, metadata: Mapping[str, Any]) -> None:

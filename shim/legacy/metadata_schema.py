@@ -77,7 +77,7 @@ def _soft_additional_properties(
             del instance[key]
 
 
-_LEGACY_CLASS: Final = jsonschema.validators.extend(
+_LEGACY_CLASS: Final = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
     jsonschema.Draft202012Validator, {"additionalProperties": _soft_additional_properties}
 )
 _VALIDATORS: Final = {

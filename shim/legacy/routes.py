@@ -10,6 +10,7 @@ memory stays flat whatever the catalogue size (SPEC §4).
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
@@ -41,6 +42,7 @@ from shim.legacy.call import LegacyCall, LegacyHandler, json_response
 from shim.legacy.links import link_context_for
 from shim.legacy.microversion import (
     MIN_VERSION,
+    Version,
     parse_max,
     requested_version,
     route_allows,
@@ -72,7 +74,9 @@ async def serve_legacy(request: web.Request, target: LegacyTarget) -> web.Stream
     version = MIN_VERSION
     if target.prefix == "v2.1":
         # /v2 ignores both microversion headers and answers none (NOVA_IMAGE_API.md §2.4).
-        version = requested_version(request.headers.items(), parse_max(settings.max_microversion))
+        version = requested_version(
+            request.headers.items(), _max_version(settings.max_microversion)
+        )
         request[RESPONSE_HEADERS] = version_headers(version)
     body = await read_json_body(request) if request.method in ("POST", "PUT") else None
     identity.check_project(target.project_id)
@@ -92,6 +96,11 @@ async def serve_legacy(request: web.Request, target: LegacyTarget) -> web.Stream
     if handler is None:
         raise ItemNotFound()
     return await handler(request, call)
+
+
+@functools.cache
+def _max_version(setting: str) -> Version:
+    return parse_max(setting)
 
 
 def image_service(app: web.Application, identity: Identity) -> tuple[GlanceClient, str]:
@@ -143,18 +152,18 @@ async def _list(request: web.Request, call: LegacyCall, *, detail: bool) -> web.
     walk = _PageWalk(call, query)
     first = await walk.first()
 
-    def render(image: dict[str, Any]) -> bytes:
+    def render(images: list[dict[str, Any]]) -> bytes:
+        """A page's items as JSON without the brackets: one serialiser call per page."""
         if schema is None:
-            return orjson.dumps(to_nova_image_basic(image, links))
-        return orjson.dumps(to_nova_image(image, links, schema))
+            return orjson.dumps([to_nova_image_basic(image, links) for image in images])[1:-1]
+        return orjson.dumps([to_nova_image(image, links, schema) for image in images])[1:-1]
 
     collection = "images/detail" if detail else "images"
     if not walk.more(first):
         items = walk.take(first)
-        body = b",".join(render(image) for image in items)
         return json_response(
             b'{"images":['
-            + body
+            + render(items)
             + b"]"
             + _next_link(call, query, params, links, collection, items)
             + b"}"
@@ -167,7 +176,7 @@ async def _stream(
     call: LegacyCall,
     walk: _PageWalk,
     page: GlancePage,
-    render: Callable[[dict[str, Any]], bytes],
+    render: Callable[[list[dict[str, Any]]], bytes],
     params: Sequence[tuple[str, str]],
     links: LinkContext,
     collection: str,
@@ -183,7 +192,7 @@ async def _stream(
         upcoming = asyncio.ensure_future(walk.next(page)) if walk.more(page) else None
         items = walk.take(page)
         if items:
-            await response.write(separator + b",".join(render(image) for image in items))
+            await response.write(separator + render(items))
             separator = b","
             last = items
         if upcoming is None:

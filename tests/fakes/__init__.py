@@ -4,8 +4,8 @@
   every request byte for byte and answers each path with scripted :class:`Reply` objects
   (status, headers, chunks, delays, gzip, resets, garbage). Stands in for Nova, Glance or
   Keystone where the real service cannot produce the case.
-* :mod:`tests.fakes.shim_app`: the passthrough wired into a minimal app, the session the
-  shim uses, and a production-like server runner (until ``shim.app`` exists).
+* :mod:`tests.fakes.serving`: serve an app as production does (no handler cancellation,
+  no request decompression).
 * :mod:`tests.fakes.process`: run an app factory in a child process and read its memory.
 * :mod:`tests.fakes.net`: addresses that refuse connections, pool inspection.
 """

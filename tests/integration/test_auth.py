@@ -68,7 +68,9 @@ def assert_401(stack_keystone: str, status: int, headers: Any, body: bytes) -> N
 
 def alternate_hrefs(doc: dict[str, Any]) -> list[str]:
     images = doc["images"] if "images" in doc else [doc["image"]]
-    return [link["href"] for image in images for link in image["links"] if link["rel"] == "alternate"]
+    return [
+        link["href"] for image in images for link in image["links"] if link["rel"] == "alternate"
+    ]
 
 
 def no_double_slash(href: str) -> bool:
@@ -181,7 +183,9 @@ async def test_glance_from_the_tokens_catalogue(
     make_shim: MakeShim, real_stack: StackInfo, tokens: dict[str, str], catalogue: Catalogue
 ) -> None:
     client = await make_shim(auth="keystone", glance_url=None)
-    status, _, body = await fetch(client, f"/v2.1/{real_stack.demo_a}/images/detail", tokens["alice"])
+    status, _, body = await fetch(
+        client, f"/v2.1/{real_stack.demo_a}/images/detail", tokens["alice"]
+    )
     assert status == 200
     doc = json.loads(body)
     assert [image["id"] for image in doc["images"]] == catalogue.listings["alice"]
@@ -216,8 +220,8 @@ async def test_catalogue_endpoints_with_version_suffixes_are_normalised(
         client = await make_shim(
             auth="keystone", glance_url=None, catalog_interface="internal", catalog_region=region
         )
-        status, _, body = await fetch(client, f"/v2.1/{real_stack.demo_a}/images/detail?limit=5",
-                                      tokens["alice"])  # fmt: skip
+        path = f"/v2.1/{real_stack.demo_a}/images/detail?limit=5"
+        status, _, body = await fetch(client, path, tokens["alice"])
         assert status == 200
         doc = json.loads(body)
         assert [i["id"] for i in doc["images"]] == catalogue.listings["alice"][:5]

@@ -11,6 +11,7 @@ no answer may carry its name, and afterwards the owner finds it untouched.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from typing import Any
@@ -85,7 +86,8 @@ async def test_private_image_of_one_project_is_invisible_to_the_other(
     mode: str,
 ) -> None:
     name = f"isolation-secret-{uuid.uuid4().hex[:8]}"
-    secret = scratch_images(
+    secret = await asyncio.to_thread(
+        scratch_images,
         "alice",
         name=name,
         visibility="private",
@@ -122,7 +124,7 @@ async def test_private_image_of_one_project_is_invisible_to_the_other(
                         assert status == 404, (where, status, answer)
     assert len(seen) == len(INTRUDERS) * 2 * 3 * len(attempts(image_id, name))
     # The owner still has it, untouched.
-    after = glance_api.get("alice", image_id)
+    after = await asyncio.to_thread(glance_api.get, "alice", image_id)
     assert (after["status"], after["name"], after["secret_key"]) == ("active", name, "v")
     assert "intruder" not in after
 
@@ -134,7 +136,9 @@ async def test_forged_front_headers_do_not_open_another_projects_image(
     scratch_images: ScratchImages,
 ) -> None:
     """trusted-headers must not face clients; if it does, Glance's token check still holds."""
-    secret = scratch_images("alice", name="forged-headers-target", visibility="private")
+    secret = await asyncio.to_thread(
+        scratch_images, "alice", name="forged-headers-target", visibility="private"
+    )
     client = await make_shim(auth="trusted-headers")
     forged = front_headers(real_stack, "bob", real_stack.demo_a)  # claims alice's project
     forged["X-Auth-Token"] = tokens["bob"]

@@ -15,8 +15,8 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.shim_fixtures import MakeShim
 from tests.integration.test_read_api import get_json
+from tests.shim_fixtures import MakeShim
 from tests.stack.fixtures import BulkImages
 from tests.stack.info import StackInfo
 

@@ -25,6 +25,7 @@ from aiohttp import web
 from pytest_aiohttp import AiohttpServer
 from yarl import URL
 
+from shim.app import create_app
 from shim.keys import SESSION
 from shim.passthrough import (
     MSG_BAD_HEADER,
@@ -35,7 +36,7 @@ from shim.passthrough import (
 from shim.settings import Settings
 from tests.fakes import RecordingUpstream, Reply, acquired_connections, refused_url
 from tests.fakes.process import served
-from tests.fakes.shim_app import create_passthrough_app, running
+from tests.fakes.serving import running
 
 TOKEN = "gAAAAAB-secret-token-value"
 FAULT_TYPE = "application/json; charset=UTF-8"
@@ -96,7 +97,7 @@ def start_shim(stack: AsyncExitStack, upstream_url: URL) -> StartShim:
             glance_url=URL("http://glance.invalid:9292"),
             nova_url=nova_url or upstream_url,
         ).replace(**changes)
-        app = create_passthrough_app(settings)
+        app = create_app(settings)
         url = await stack.enter_async_context(
             running(app, handler_cancellation=handler_cancellation)
         )
@@ -778,7 +779,7 @@ async def test_large_bodies_stream_with_flat_memory(aiohttp_server: AiohttpServe
     }
     started = time.monotonic()
     async with (
-        served("tests.fakes.shim_app:create_passthrough_app", env) as child,
+        served("shim.app:create_app", env) as child,
         aiohttp.ClientSession(auto_decompress=False) as client,
     ):
         async with client.get(child.url / "v2.1/warm") as response:

@@ -7,7 +7,8 @@ import hashlib
 
 import pytest
 
-from shim.token_cache import TokenCache, Verdict, lookup_hook, record_lookup, token_key
+from shim import metrics
+from shim.token_cache import TokenCache, Verdict, token_key
 
 
 class Clock:
@@ -97,9 +98,9 @@ def test_keys_are_sha256_digests_never_the_token() -> None:
     token = "gAAAAABsecret-token-value"
     cache, _ = make(Clock())
     cache.put(token, Verdict("info", lifetime=60.0))
-    assert cache.keys() == [hashlib.sha256(token.encode()).digest()]
+    assert cache.digests() == [hashlib.sha256(token.encode()).digest()]
     assert token_key(token) == hashlib.sha256(token.encode()).digest()
-    assert all(token.encode() not in key for key in cache.keys())
+    assert all(token.encode() not in key for key in cache.digests())
     assert token not in repr(cache.__dict__)
     # Lone surrogates (undecodable header bytes) hash instead of raising.
     assert len(token_key("bad\udcff")) == 32
@@ -218,8 +219,6 @@ async def test_a_cancelled_caller_does_not_cancel_the_shared_load() -> None:
     assert "tok" in cache
 
 
-def test_metrics_hook_is_callable() -> None:
-    hook = lookup_hook()
-    hook(True)
-    hook(False)
-    record_lookup(True)
+def test_lookups_are_counted_in_metrics_by_default() -> None:
+    cache: TokenCache[str] = TokenCache(ttl=10.0, max_size=10)
+    assert cache._on_lookup is metrics.token_cache

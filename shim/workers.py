@@ -1,0 +1,244 @@
+"""Worker processes: one `serve` per process, and the pre-fork master that supervises them.
+
+With ``SHIM_WORKERS`` > 1 the master forks that many workers; each binds the API and metrics
+ports itself with ``SO_REUSEPORT``, so the kernel spreads connections over them and the
+master holds no socket and runs no event loop. The master only relays signals and watches
+its children:
+
+* SIGTERM / SIGINT are relayed to every worker, which drains (`shim.server`). The master
+  exits 0 when every worker exited 0, else 1. A worker still running
+  ``SHIM_SHUTDOWN_TIMEOUT`` + `KILL_GRACE` seconds later is killed (exit 1).
+* Workers die with the master: if it is killed (even by SIGKILL), the kernel sends each
+  worker SIGTERM (``PR_SET_PDEATHSIG``) and it drains as usual.
+* A worker that dies while the master is not stopping is logged with its exit status and
+  replaced, so the other workers' connections survive. The master gives up instead, stops
+  the others and exits 1, when a worker could not start (`EXIT_STARTUP_FAILED`, for
+  example its port is taken) or when more than `MAX_RESTARTS` workers died within
+  `RESTART_WINDOW` seconds: a crash loop is for the orchestrator (Kubernetes restarts the
+  pod with back-off), not for us to hide.
+
+Metrics: prometheus-client's multiprocess mode needs one directory shared by the workers
+(`prepare_metrics_dir`). Stale files from an earlier run are removed at start, a dead
+worker's live gauges are dropped (``mark_process_dead``) so ``requests_in_flight`` never
+counts a dead process, and a directory the master created itself is removed at exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+import structlog
+from prometheus_client import multiprocess
+
+from shim import metrics
+from shim.server import StartupFailed, serve
+from shim.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+EXIT_OK: Final = 0
+EXIT_FAILED: Final = 1
+EXIT_STARTUP_FAILED: Final = 3
+MAX_RESTARTS: Final = 5
+RESTART_WINDOW: Final = 60.0
+KILL_GRACE: Final = 5.0
+POLL_INTERVAL: Final = 0.1
+PR_SET_PDEATHSIG: Final = 1  # <linux/prctl.h>
+_STOP_SIGNALS: Final = (signal.SIGTERM, signal.SIGINT)
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsDir:
+    path: Path
+    owned: bool
+    """Created by us (a temporary directory), so removed at exit."""
+
+
+def prepare_metrics_dir(configured: str | None, workers: int) -> MetricsDir | None:
+    """Turn on multiprocess metrics when needed, in *configured* or a new temporary dir.
+
+    *configured* is ``PROMETHEUS_MULTIPROC_DIR`` from the environment (prometheus-client's
+    own variable; the chart mounts an ``emptyDir`` there). Unset and a single worker:
+    plain single-process metrics.
+    """
+    if configured:
+        path = Path(configured)
+        path.mkdir(parents=True, exist_ok=True)
+        for stale in path.glob("*.db"):
+            stale.unlink()
+        chosen = MetricsDir(path, owned=False)
+    elif workers > 1:
+        chosen = MetricsDir(Path(tempfile.mkdtemp(prefix="nova-image-shim-metrics-")), True)
+    else:
+        return None
+    if not os.access(chosen.path, os.W_OK):
+        raise PermissionError(f"PROMETHEUS_MULTIPROC_DIR {chosen.path} is not writable")
+    metrics.enable_multiprocess(chosen.path)
+    return chosen
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop when the ``fast`` extra is installed (about a third less CPU per
+    request, BENCHMARKS.md); the standard loop otherwise."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
+def run_worker(settings: Settings, *, reuse_port: bool) -> int:
+    """Serve in this process until stopped; the process exit status."""
+    try:
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+            runner.run(serve(settings, reuse_port=reuse_port))
+    except StartupFailed as exc:
+        log.error("startup_failed", error=str(exc))
+        return EXIT_STARTUP_FAILED
+    except Exception:
+        log.exception("worker_failed")
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+@dataclass
+class _Master:
+    settings: Settings
+    metrics_dir: MetricsDir | None
+    pid: int = field(default_factory=os.getpid)
+    workers: dict[int, int] = field(default_factory=dict)  # pid -> slot
+    deaths: deque[float] = field(default_factory=deque)
+    stopping: bool = False
+    stop_deadline: float | None = None
+    failed: bool = False
+
+    def on_signal(self, signum: int, _frame: object) -> None:
+        if os.getpid() != self.pid:  # a just-forked child, before it reset its handlers
+            return
+        log.info("master_stopping", signal=signal.Signals(signum).name)
+        self.stop(signum)
+
+    def stop(self, signum: int = signal.SIGTERM) -> None:
+        if not self.stopping:
+            self.stopping = True
+            self.stop_deadline = time.monotonic() + self.settings.shutdown_timeout + KILL_GRACE
+        for pid in list(self.workers):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+    def spawn(self, slot: int) -> None:
+        # Block stop signals across fork so the child never runs the master's handler.
+        signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        try:
+            pid = os.fork()
+            if pid == 0:
+                self._child()
+            self.workers[pid] = slot
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+        log.info("worker_started", worker_pid=pid, slot=slot)
+
+    def _child(self) -> None:
+        code = EXIT_FAILED
+        try:
+            for signum in _STOP_SIGNALS:
+                signal.signal(signum, signal.SIG_DFL)
+            _stop_with_parent(self.pid)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+            code = run_worker(self.settings, reuse_port=True)
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+
+    def reap(self, pid: int, status: int) -> None:
+        slot = self.workers.pop(pid, None)
+        if slot is None:
+            return
+        code = os.waitstatus_to_exitcode(status)
+        if self.metrics_dir is not None:
+            multiprocess.mark_process_dead(pid, str(self.metrics_dir.path))  # type: ignore[no-untyped-call]
+        if self.stopping:
+            # Killed by the relayed signal before installing its own handler: clean too.
+            clean = code == 0 or -code in _STOP_SIGNALS
+            if not clean:
+                self.failed = True
+            log.info("worker_exited", worker_pid=pid, exit_status=code)
+            return
+        log.error("worker_died", worker_pid=pid, exit_status=code, slot=slot)
+        if code == EXIT_STARTUP_FAILED:
+            self._give_up("a worker could not start")
+            return
+        now = time.monotonic()
+        self.deaths.append(now)
+        while self.deaths and self.deaths[0] < now - RESTART_WINDOW:
+            self.deaths.popleft()
+        if len(self.deaths) > MAX_RESTARTS:
+            self._give_up(f"more than {MAX_RESTARTS} worker deaths in {RESTART_WINDOW:.0f} s")
+            return
+        self.spawn(slot)
+
+    def _give_up(self, reason: str) -> None:
+        log.error("master_giving_up", reason=reason)
+        self.failed = True
+        self.stop()
+
+    def run(self) -> int:
+        for signum in _STOP_SIGNALS:
+            signal.signal(signum, self.on_signal)
+        for slot in range(self.settings.workers):
+            if not self.stopping:
+                self.spawn(slot)
+        while self.workers:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+            if pid:
+                self.reap(pid, status)
+                continue
+            if self.stop_deadline is not None and time.monotonic() > self.stop_deadline:
+                log.error("workers_killed", worker_pids=sorted(self.workers))
+                for pid in list(self.workers):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                self.failed = True
+                self.stop_deadline = None
+            time.sleep(POLL_INTERVAL)
+        return EXIT_FAILED if self.failed else EXIT_OK
+
+
+def _stop_with_parent(master_pid: int) -> None:
+    """Have the kernel SIGTERM this worker if the master dies (even by SIGKILL), so workers
+    never outlive it holding the port (Linux ``PR_SET_PDEATHSIG``)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != master_pid:  # it died before the line above
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def supervise(settings: Settings, metrics_dir: MetricsDir | None) -> int:
+    """Run `Settings.workers` workers until stopped; the master's exit status."""
+    log.info(
+        "master_started",
+        workers=settings.workers,
+        listen=str(settings.listen),
+        metrics_dir=str(metrics_dir.path) if metrics_dir is not None else None,
+    )
+    try:
+        return _Master(settings, metrics_dir).run()
+    finally:
+        if metrics_dir is not None and metrics_dir.owned:
+            shutil.rmtree(metrics_dir.path, ignore_errors=True)

@@ -1,0 +1,32 @@
+"""Serve an app the way production does, for tests that pytest-aiohttp cannot express.
+
+pytest-aiohttp's ``aiohttp_server`` forces ``handler_cancellation=True``; the shim runs
+with it off and with ``auto_decompress=False``. :func:`running` serves any app so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from aiohttp import web
+from yarl import URL
+
+
+@asynccontextmanager
+async def running(
+    app: web.Application, *, host: str = "127.0.0.1", **runner_kwargs: Any
+) -> AsyncIterator[URL]:
+    """Serve *app* on a free port like production; yields its base URL."""
+    options: dict[str, Any] = {"auto_decompress": False, "handler_cancellation": False}
+    options.update(runner_kwargs)
+    runner = web.AppRunner(app, **options)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        yield URL.build(scheme="http", host=host, port=port)
+    finally:
+        await runner.cleanup()

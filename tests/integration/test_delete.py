@@ -1,0 +1,325 @@
+"""``DELETE /images/{id}`` through the shim (issue 3 item 1, NOVA_IMAGE_API.md §8, SPEC D4/D11).
+
+Against the real Glance: every prefix, and each refusal Glance 33 can produce (missing,
+another project's, protected, someone else's public image, a status it cannot leave).
+Against a recording fake Glance: a 409 (which needs a store such as RBD), a lost answer
+and a Glance 5xx, where exactly one DELETE may reach Glance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Final
+
+import pytest
+from pytest_aiohttp import AiohttpClient, AiohttpServer
+
+from shim.app import create_app
+from shim.settings import Settings
+from tests.fakes import RecordingUpstream, Reply
+from tests.integration.answers import Client, expect_empty, expect_fault, send, version_for
+from tests.integration.conftest import MakeShim
+from tests.stack.fixtures import ScratchImages
+from tests.stack.info import StackInfo
+from tests.stack.rest import JsonObject, request
+from tests.stack.seed import GlanceApi, set_status
+
+pytestmark = pytest.mark.integration
+
+MISSING: Final = "00000000-0000-0000-0000-000000000000"
+NOT_ALLOWED: Final = "You are not allowed to delete the image."
+IMAGE_NOT_FOUND: Final = "Image not found."
+UNAVAILABLE: Final = "The image service is unavailable. Please retry later."
+
+
+async def new_image(scratch: ScratchImages, owner: str = "alice", **fields: Any) -> JsonObject:
+    fields.setdefault("disk_format", "raw")
+    fields.setdefault("container_format", "bare")
+    return await asyncio.to_thread(scratch, owner, data=b"x" * 1024, **fields)
+
+
+async def glance_status(stack: StackInfo, image_id: str) -> int:
+    """What Glance answers the admin for ``GET /v2/images/{id}``: 200, or 404 once deleted."""
+    url = f"{stack.glance_url}/v2/images/{image_id}"
+    response = await asyncio.to_thread(request, "GET", url, token=stack.token("admin"))
+    return response.status
+
+
+async def test_delete_under_every_prefix(
+    make_shim: MakeShim,
+    real_stack: StackInfo,
+    tokens: dict[str, str],
+    scratch_images: ScratchImages,
+) -> None:
+    client = await make_shim()
+    prefixes = [f"/v2.1/{real_stack.demo_a}", "/v2.1", f"/v2/{real_stack.demo_a}", "/v2"]
+    for prefix in prefixes:
+        image = await new_image(scratch_images)
+        answer = await send(client, "DELETE", f"{prefix}/images/{image['id']}", tokens["alice"])
+        expect_empty(answer, version_for(prefix))
+        assert await glance_status(real_stack, image["id"]) == 404
+        # Deleting it again: Glance's 404 "Failed to find image ... to delete".
+        answer = await send(client, "DELETE", f"{prefix}/images/{image['id']}", tokens["alice"])
+        expect_fault(answer, 404, "itemNotFound", IMAGE_NOT_FOUND, version_for(prefix))
+
+
+@pytest.mark.parametrize("version", ["2.1", "2.35"])
+async def test_delete_with_a_microversion_up_to_2_35(
+    make_shim: MakeShim,
+    real_stack: StackInfo,
+    tokens: dict[str, str],
+    scratch_images: ScratchImages,
+    version: str,
+) -> None:
+    client = await make_shim()
+    image = await new_image(scratch_images)
+    answer = await send(
+        client, "DELETE", f"/v2.1/images/{image['id']}", tokens["alice"], version=version
+    )
+    expect_empty(answer, version)
+    assert await glance_status(real_stack, image["id"]) == 404
+
+
+@pytest.mark.parametrize("version", ["2.36", "2.38", "latest"])
+async def test_delete_is_gone_from_2_36(
+    make_shim: MakeShim,
+    real_stack: StackInfo,
+    tokens: dict[str, str],
+    scratch_images: ScratchImages,
+    version: str,
+) -> None:
+    client = await make_shim()
+    image = await new_image(scratch_images)
+    answer = await send(
+        client, "DELETE", f"/v2.1/images/{image['id']}", tokens["alice"], version=version
+    )
+    echoed = "2.104" if version == "latest" else version
+    expect_fault(answer, 404, "itemNotFound", "The resource could not be found.", echoed)
+    assert await glance_status(real_stack, image["id"]) == 200
+    # /v2 ignores the header (NOVA_IMAGE_API.md §2.4).
+    answer = await send(
+        client, "DELETE", f"/v2/images/{image['id']}", tokens["alice"], version=version
+    )
+    expect_empty(answer, None)
+
+
+async def test_delete_of_images_that_are_not_active(
+    make_shim: MakeShim,
+    real_stack: StackInfo,
+    tokens: dict[str, str],
+    glance_api: GlanceApi,
+    scratch_images: ScratchImages,
+) -> None:
+    """Nova lets a queued (SAVING) image be deleted (tempest test_delete_saving_image)."""
+    client = await make_shim()
+    queued = await asyncio.to_thread(scratch_images, "alice", name="queued")
+    deactivated = await new_image(scratch_images)
+    await asyncio.to_thread(glance_api.deactivate, "alice", deactivated["id"])
+    for image in (queued, deactivated):
+        expect_empty(await send(client, "DELETE", f"/v2.1/images/{image['id']}", tokens["alice"]))
+        assert await glance_status(real_stack, image["id"]) == 404
+
+
+@pytest.mark.parametrize(
+    "image_id",
+    [MISSING, "not-a-uuid", "-1", "0" * 37, "detail", "images", "a b"],
+)
+async def test_delete_missing_is_404(
+    make_shim: MakeShim, tokens: dict[str, str], image_id: str
+) -> None:
+    client = await make_shim()
+    # appendix C, "delete missing"; "detail" falls through to the item route as in Nova.
+    answer = await send(client, "DELETE", f"/v2.1/images/{image_id}", tokens["alice"])
+    expect_fault(answer, 404, "itemNotFound", IMAGE_NOT_FOUND)
+
+
+async def test_delete_of_another_projects_private_image_is_404(
+    make_shim: MakeShim,
+    real_stack: StackInfo,
+    tokens: dict[str, str],
+    scratch_images: ScratchImages,
+) -> None:
+    client = await make_shim()
+    image = await new_image(scratch_images, visibility="private")
+    # appendix C, "delete other project"
+    for path in (f"/v2.1/images/{image['id']}", f"/v2.1/{real_stack.demo_b}/images/{image['id']}"):
+        expect_fault(
+            await send(client, "DELETE", path, tokens["bob"]), 404, "itemNotFound", IMAGE_NOT_FOUND
+        )
+    assert await glance_status(real_stack, image["id"]) == 200
+
+
+async def test_delete_of_a_protected_image_is_403(
+    make_shim: MakeShim,
+    real_stack: StackInfo,
+    tokens: dict[str, str],
+    scratch_images: ScratchImages,
+) -> None:
+    client = await make_shim()
+    image = await new_image(scratch_images, protected=True)
+    # appendix C, "delete protected" (Glance: "Image <id> is protected and cannot be deleted.")
+    expect_fault(
+        await send(client, "DELETE", f"/v2.1/images/{image['id']}", tokens["alice"]),
+        403,
+        "forbidden",
+        NOT_ALLOWED,
+    )
+    assert await glance_status(real_stack, image["id"]) == 200
+
+
+@pytest.mark.parametrize(("owner", "visibility"), [("admin", "public"), ("alice", "community")])
+async def test_delete_of_someone_elses_visible_image_is_403(
+    make_shim: MakeShim,
+    real_stack: StackInfo,
+    tokens: dict[str, str],
+    scratch_images: ScratchImages,
+    owner: str,
+    visibility: str,
+) -> None:
+    client = await make_shim()
+    image = await new_image(scratch_images, owner, visibility=visibility)
+    # Glance: "You are not authorized to complete delete_image action."
+    expect_fault(
+        await send(client, "DELETE", f"/v2.1/images/{image['id']}", tokens["bob"]),
+        403,
+        "forbidden",
+        NOT_ALLOWED,
+    )
+    assert await glance_status(real_stack, image["id"]) == 200
+
+
+async def test_glance_400_on_delete_stays_a_400(
+    make_shim: MakeShim,
+    real_stack: StackInfo,
+    tokens: dict[str, str],
+    scratch_images: ScratchImages,
+) -> None:
+    """D4: Nova turned Glance's 400 on delete into a 500; the shim passes its text on."""
+    client = await make_shim()
+    image = await new_image(scratch_images)
+    # A row whose status is already "deleted" while still visible (deleted=0): Glance
+    # refuses the deleted → deleted transition.
+    await asyncio.to_thread(set_status, real_stack, image["id"], "deleted")
+    answer = await send(client, "DELETE", f"/v2.1/images/{image['id']}", tokens["alice"])
+    expect_fault(
+        answer,
+        400,
+        "badRequest",
+        "HTTP 400 Bad Request: Image status transition from deleted to deleted is not allowed",
+    )
+    assert await glance_status(real_stack, image["id"]) == 200
+
+
+async def test_delete_without_a_token_is_401_and_reaches_nothing(
+    make_shim: MakeShim, real_stack: StackInfo, scratch_images: ScratchImages
+) -> None:
+    client = await make_shim()
+    image = await new_image(scratch_images)
+    answer = await send(client, "DELETE", f"/v2.1/images/{image['id']}", None)
+    assert answer.status == 401
+    assert answer.headers["WWW-Authenticate"] == f'Keystone uri="{real_stack.keystone_url}"'
+    assert await glance_status(real_stack, image["id"]) == 200
+
+
+# ---------------------------------------------------------------------------------------
+# A recording fake Glance
+
+IMG: Final = "5b3a1c2d-0e4f-4a6b-8c9d-1e2f3a4b5c6d"
+IMAGE_PATH: Final = f"/v2/images/{IMG}"
+RECORD: Final = {
+    "id": IMG,
+    "name": "fake",
+    "status": "active",
+    "created_at": None,
+    "updated_at": None,
+}
+
+
+async def shim_over(
+    aiohttp_server: AiohttpServer,
+    aiohttp_client: AiohttpClient,
+    delete: Reply,
+    **overrides: Any,
+) -> tuple[Client, RecordingUpstream]:
+    fake = RecordingUpstream()
+    fake.on(IMAGE_PATH, Reply.json(RECORD), method="GET")
+    fake.on(IMAGE_PATH, delete, method="DELETE")
+    server = await aiohttp_server(fake.app)
+    settings = Settings(
+        glance_url=server.make_url("/"), metrics_listen=None, workers=1, **overrides
+    )
+    return await aiohttp_client(create_app(settings)), fake
+
+
+def deletes(fake: RecordingUpstream) -> int:
+    return sum(1 for r in fake.requests if r.method == "DELETE" and r.raw_path == IMAGE_PATH)
+
+
+async def test_delete_sends_the_callers_token_and_request_id(
+    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient
+) -> None:
+    client, fake = await shim_over(aiohttp_server, aiohttp_client, Reply(status=204))
+    answer = await send(client, "DELETE", f"/v2.1/images/{IMG}", "tok")
+    expect_empty(answer)
+    # One call, no GET before it (NOVA_IMAGE_API.md §8).
+    assert [(r.method, r.raw_path) for r in fake.requests] == [("DELETE", IMAGE_PATH)]
+    sent = fake.requests[0]
+    assert sent.header("X-Auth-Token") == "tok"
+    assert sent.header("X-Openstack-Request-Id") == answer.headers["x-openstack-request-id"]
+
+
+async def test_glance_409_on_delete_is_409(
+    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient
+) -> None:
+    """D4: Glance's 409 (image in use by an RBD store, or with snapshots) → 409, not 500."""
+    conflict = Reply.json(
+        {
+            "message": f"Image {IMG} could not be deleted because it is in use: The image "
+            "cannot be deleted because it has snapshot(s).<br /><br />\n\n\n",
+            "code": "409 Conflict",
+            "title": "Conflict",
+        },
+        status=409,
+    )
+    client, fake = await shim_over(aiohttp_server, aiohttp_client, conflict)
+    answer = await send(client, "DELETE", f"/v2.1/images/{IMG}", "tok")
+    expect_fault(
+        answer,
+        409,
+        "conflictingRequest",
+        f"Conflict deleting image. Reason: HTTP 409 Conflict: Image {IMG} could not be "
+        "deleted because it is in use: The image cannot be deleted because it has "
+        "snapshot(s)..",
+    )
+    assert deletes(fake) == 1
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        Reply(abort_before_response=True),  # connection reset, no answer
+        Reply(abort_before_response=True, abort_mode="close"),  # closed, no answer
+        Reply(status=503, body=b"busy"),
+        Reply(status=500),
+        Reply(status=502),
+        Reply(status=204, delay=2.0),  # the answer comes after the timeout
+    ],
+    ids=["reset", "closed", "503", "500", "502", "timeout"],
+)
+@pytest.mark.parametrize("warm", [False, True], ids=["fresh", "reused-connection"])
+async def test_failed_delete_is_503_after_exactly_one_attempt(
+    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient, failure: Reply, warm: bool
+) -> None:
+    """D11: no blind retry of a write, neither the shim's own nor aiohttp's replay of an
+    idempotent request on a broken keep-alive connection (PROXY_PITFALLS.md §6)."""
+    client, fake = await shim_over(
+        aiohttp_server, aiohttp_client, failure, glance_timeout=0.5, retry_after=7
+    )
+    if warm:  # leave a pooled keep-alive connection to the fake for the DELETE to reuse
+        shown = await send(client, "GET", f"/v2.1/images/{IMG}", "tok")
+        assert shown.status == 200, shown.body
+    answer = await send(client, "DELETE", f"/v2.1/images/{IMG}", "tok")
+    expect_fault(answer, 503, "serviceUnavailable", UNAVAILABLE)
+    assert answer.headers.getall("Retry-After") == ["7"]
+    await asyncio.sleep(0.1)  # a replay, if any, would have arrived by now
+    assert deletes(fake) == 1

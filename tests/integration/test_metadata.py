@@ -1,0 +1,1142 @@
+"""The image metadata API through the shim against the real Glance (issue 3, SPEC §7).
+
+Every verb, every appendix C metadata error, D5 (the whole Glance record is compared
+before and after each write: only the named properties and ``updated_at`` may change),
+D6, D7, the quota, other projects' images, ``block_device_mapping``; then what the real
+Glance cannot produce (the exact PATCH sent, a 409 race, a lost answer) against a
+recording fake Glance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+import pytest
+from pytest_aiohttp import AiohttpClient, AiohttpServer
+
+from shim.app import create_app
+from shim.settings import Settings
+from tests.fakes import RecordingUpstream, Reply
+from tests.integration import expected
+from tests.integration.answers import (
+    Answer,
+    Client,
+    expect_empty,
+    expect_fault,
+    expect_ok,
+    send,
+    version_for,
+)
+from tests.integration.conftest import MakeShim
+from tests.stack.fixtures import ScratchImages
+from tests.stack.info import StackInfo
+from tests.stack.rest import JsonObject
+from tests.stack.seed import GlanceApi
+
+pytestmark = pytest.mark.integration
+
+BDM: Final = (
+    '[{"boot_index": 0, "source_type": "snapshot", "destination_type": "volume",'
+    ' "device_name": "/dev/vda", "volume_size": 1, "delete_on_termination": true,'
+    ' "snapshot_id": "5f0c7a51-93e4-4b8e-a1d2-6c3b9e7f2a10", "tag": null}]'
+)
+BDM_DECODED: Final = [
+    {
+        "boot_index": 0,
+        "source_type": "snapshot",
+        "destination_type": "volume",
+        "device_name": "/dev/vda",
+        "volume_size": 1,
+        "delete_on_termination": True,
+        "snapshot_id": "5f0c7a51-93e4-4b8e-a1d2-6c3b9e7f2a10",
+        "tag": None,
+    }
+]
+PROPS: Final = {"os_distro": "cirros", "os_version": "0.6.2", "hw_disk_bus": "virtio"}
+MISSING: Final = "00000000-0000-0000-0000-000000000000"
+NOT_FOUND: Final = "The resource could not be found."
+IMAGE_NOT_FOUND: Final = "Image not found."
+# D6, as named in the issue; the test adds a few more of the schema's base properties.
+CORE_KEYS: Final = ("name", "visibility", "min_ram", "protected", "tags", "status", "os_hidden")
+CORE_KEYS_MORE: Final = ("owner", "size", "checksum", "stores", "locations", "id", "self")
+PATCH_TYPE: Final = "application/openstack-images-v2.1-json-patch"
+
+
+class Glance:
+    """The stack's Glance as the tests see it: blocking calls run off the event loop."""
+
+    def __init__(self, scratch: ScratchImages, api: GlanceApi) -> None:
+        self.scratch = scratch
+        self.api = api
+
+    async def image(self, owner: str = "alice", **fields: Any) -> JsonObject:
+        """A scratch image (purged after the test) with 1 KiB of data: active, sized."""
+        fields.setdefault("disk_format", "raw")
+        fields.setdefault("container_format", "bare")
+        return await asyncio.to_thread(self.scratch, owner, data=b"x" * 1024, **fields)
+
+    async def record(self, image_id: str, user: str = "admin") -> JsonObject:
+        """The whole Glance record (``GET /v2/images/{id}``)."""
+        return await asyncio.to_thread(self.api.get, user, image_id)
+
+
+@pytest.fixture
+def glance(scratch_images: ScratchImages, glance_api: GlanceApi) -> Glance:
+    return Glance(scratch_images, glance_api)
+
+
+def assert_only_changed(before: JsonObject, after: JsonObject, expected: JsonObject) -> None:
+    """*after* is *expected* except for ``updated_at``, which may only move forward."""
+    assert {k: v for k, v in after.items() if k != "updated_at"} == {
+        k: v for k, v in expected.items() if k != "updated_at"
+    }
+    assert after["updated_at"] >= before["updated_at"]
+
+
+def prefixes(stack: StackInfo) -> list[str]:
+    return [f"/v2.1/{stack.demo_a}", "/v2.1", f"/v2/{stack.demo_a}", "/v2"]
+
+
+# ---------------------------------------------------------------------------------------
+# The six verbs
+
+
+async def test_index_under_every_prefix(
+    make_shim: MakeShim, real_stack: StackInfo, tokens: dict[str, str], glance: Glance
+) -> None:
+    client = await make_shim()
+    image = await glance.image(**PROPS, block_device_mapping=BDM, mappings="[]")
+    for prefix in prefixes(real_stack):
+        answer = await send(
+            client, "GET", f"{prefix}/images/{image['id']}/metadata", tokens["alice"]
+        )
+        expect_ok(
+            answer,
+            {"metadata": {**PROPS, "block_device_mapping": BDM_DECODED, "mappings": []}},
+            version_for(prefix),
+        )
+
+
+async def test_index_of_an_image_without_properties(
+    make_shim: MakeShim, tokens: dict[str, str], glance: Glance
+) -> None:
+    client = await make_shim()
+    image = await glance.image()
+    expect_ok(
+        await send(client, "GET", f"/v2.1/images/{image['id']}/metadata", tokens["alice"]),
+        {"metadata": {}},
+    )
+
+
+async def test_show_item(make_shim: MakeShim, tokens: dict[str, str], glance: Glance) -> None:
+    client = await make_shim()
+    image = await glance.image(**PROPS, block_device_mapping=BDM)
+    path = f"/v2.1/images/{image['id']}/metadata"
+    expect_ok(
+        await send(client, "GET", f"{path}/os_distro", tokens["alice"]),
+        {"meta": {"os_distro": "cirros"}},
+    )
+    expect_ok(
+        await send(client, "GET", f"{path}/block_device_mapping", tokens["alice"]),
+        {"meta": {"block_device_mapping": BDM_DECODED}},
+    )
+    # appendix C, "metadata get missing key"
+    expect_fault(
+        await send(client, "GET", f"{path}/nokey", tokens["alice"]), 404, "itemNotFound", NOT_FOUND
+    )
+    # A core attribute is not metadata (Nova shows the same 404).
+    expect_fault(
+        await send(client, "GET", f"{path}/name", tokens["alice"]), 404, "itemNotFound", NOT_FOUND
+    )
+
+
+async def test_post_merges_and_answers_with_what_glance_stored(
+    make_shim: MakeShim, tokens: dict[str, str], glance: Glance
+) -> None:
+    client = await make_shim()
+    image = await glance.image(**PROPS)
+    before = await glance.record(image["id"])
+    answer = await send(
+        client,
+        "POST",
+        f"/v2.1/images/{image['id']}/metadata",
+        tokens["alice"],
+        body={"metadata": {"os_distro": "ubuntu", "Label": "UpdatedImage"}},
+    )
+    merged = {**PROPS, "os_distro": "ubuntu", "Label": "UpdatedImage"}
+    expect_ok(answer, {"metadata": merged})
+    after = await glance.record(image["id"])
+    assert_only_changed(before, after, {**before, "os_distro": "ubuntu", "Label": "UpdatedImage"})
+
+
+async def test_post_of_nothing_writes_nothing(
+    make_shim: MakeShim, tokens: dict[str, str], glance: Glance
+) -> None:
+    client = await make_shim()
+    image = await glance.image(**PROPS)
+    before = await glance.record(image["id"])
+    path = f"/v2.1/images/{image['id']}/metadata"
+    expect_ok(
+        await send(client, "POST", path, tokens["alice"], body={"metadata": {}}),
+        {"metadata": PROPS},
+    )
+    assert await glance.record(image["id"]) == before
+    expect_ok(
+        await send(
+            client, "POST", path, tokens["alice"], body={"metadata": {"os_distro": "cirros"}}
+        ),
+        {"metadata": PROPS},
+    )
+    assert_only_changed(before, await glance.record(image["id"]), before)
+
+
+async def test_put_replaces_everything_and_echoes_the_request(
+    make_shim: MakeShim, tokens: dict[str, str], glance: Glance
+) -> None:
+    client = await make_shim()
+    image = await glance.image(**PROPS)
+    before = await glance.record(image["id"])
+    wanted = {"os_distro": "cirros", "auto_disk_config": "True", "Label": "Changed"}
+    answer = await send(
+        client,
+        "PUT",
+        f"/v2.1/images/{image['id']}/metadata",
+        tokens["alice"],
+        body={"metadata": wanted},
+    )
+    expect_ok(answer, {"metadata": wanted})
+    after = await glance.record(image["id"])
+    expected = {k: v for k, v in before.items() if k not in ("os_version", "hw_disk_bus")}
+    assert_only_changed(before, after, {**expected, **wanted})
+
+
+async def test_put_of_nothing_removes_every_property(
+    make_shim: MakeShim, tokens: dict[str, str], glance: Glance
+) -> None:
+    client = await make_shim()
+    image = await glance.image(**PROPS)
+    before = await glance.record(image["id"])
+    path = f"/v2.1/images/{image['id']}/metadata"
+    expect_ok(
+        await send(client, "PUT", path, tokens["alice"], body={"metadata": {}}), {"metadata": {}}
+    )
+    after = await glance.record(image["id"])
+    assert_only_changed(before, after, {k: v for k, v in before.items() if k not in PROPS})
+    expect_ok(await send(client, "GET", path, tokens["alice"]), {"metadata": {}})
+
+
+async def test_put_item_sets_one_key_and_echoes_it(
+    make_shim: MakeShim, tokens: dict[str, str], glance: Glance
+) -> None:
+    client = await make_shim()
+    image = await glance.image(**PROPS)
+    path = f"/v2.1/images/{image['id']}/metadata"
+    for key, value in (("os_version", "0.6.3"), ("auto_disk_config", "False")):
+        before = await glance.record(image["id"])
+        answer = await send(
+            client, "PUT", f"{path}/{key}", tokens["alice"], body={"meta": {key: value}}
+        )
+        expect_ok(answer, {"meta": {key: value}})
+        assert_only_changed(before, await glance.record(image["id"]), {**before, key: value})
+
+
+async def test_put_item_refusals(
+    make_shim: MakeShim, tokens: dict[str, str], glance: Glance
+) -> None:
+    client = await make_shim()
+    image = await glance.image(**PROPS)
+    before = await glance.record(image["id"])
+    path = f"/v2.1/images/{image['id']}/metadata/a"
+    # appendix C, "metadata put item mismatch"
+    expect_fault(
+        await send(client, "PUT", path, tokens["alice"], body={"meta": {"b": "x"}}),
+        400,
+        "badRequest",
+        "Request body and URI mismatch",
+    )
+    # appendix C, "metadata put item two keys"
+    expect_fault(
+        await send(client, "PUT", path, tokens["alice"], body={"meta": {"a": "x", "b": "y"}}),
+        400,
+        "badRequest",
+        "Invalid input for field/attribute meta. Value: {'a': 'x', 'b': 'y'}. "
+        "{'a': 'x', 'b': 'y'} has too many properties",
+    )
+    expect_fault(
+        await send(client, "PUT", path, tokens["alice"], body={"meta": {}}),
+        400,
+        "badRequest",
+        "Invalid input for field/attribute meta. Value: {}. {} should be non-empty",
+    )
+    # The mismatch is found before the image is looked up (NOVA_IMAGE_API.md §7).
+    expect_fault(
+        await send(
+            client,
+            "PUT",
+            f"/v2.1/images/{MISSING}/metadata/a",
+            tokens["alice"],
+            body={"meta": {"b": "x"}},
+        ),
+        400,
+        "badRequest",
+        "Request body and URI mismatch",
+    )
+    assert await glance.record(image["id"]) == before
+
+
+async def test_delete_item(make_shim: MakeShim, tokens: dict[str, str], glance: Glance) -> None:
+    client = await make_shim()
+    image = await glance.image(**PROPS)
+    before = await glance.record(image["id"])
+    path = f"/v2.1/images/{image['id']}/metadata"
+    expect_empty(await send(client, "DELETE", f"{path}/hw_disk_bus", tokens["alice"]))
+    after = await glance.record(image["id"])
+    assert_only_changed(before, after, {k: v for k, v in before.items() if k != "hw_disk_bus"})
+    # appendix C, "metadata delete missing key"
+    for key in ("hw_disk_bus", "nokey"):
+        expect_fault(
+            await send(client, "DELETE", f"{path}/{key}", tokens["alice"]),
+            404,
+            "itemNotFound",
+            "Invalid metadata key",
+        )
+    assert await glance.record(image["id"]) == after
+
+
+# ---------------------------------------------------------------------------------------
+# Request bodies: appendix C and appendix D
+
+
+@pytest.mark.parametrize(
+    ("method", "body", "data", "message"),
+    [
+        (
+            "POST",
+            {"metadata": {"bad/key": "x"}},
+            None,
+            "Invalid input for field/attribute metadata. Value: {'bad/key': 'x'}. 'bad/key' "
+            "does not match any of the regexes: '^[a-zA-Z0-9-_:. ]{1,255}$'",
+        ),
+        (
+            "POST",
+            {"metadata": {"k": 5}},
+            None,
+            "Invalid input for field/attribute k. Value: 5. 5 is not of type 'string'",
+        ),
+        (
+            "POST",
+            {"metadata": {"k": "x" * 256}},
+            None,
+            f"Invalid input for field/attribute k. Value: {'x' * 256}. '{'x' * 256}' is too long",
+        ),
+        ("POST", {"meta": {"k": "v"}}, None, "'metadata' is a required property"),
+        ("POST", None, b'{"metadata": {"k": ', "Malformed request body"),
+        ("POST", None, b"", "None is not of type 'object'"),
+        ("PUT", None, b"", "None is not of type 'object'"),
+        ("PUT", None, b"[1, 2", "Malformed request body"),
+        (
+            "PUT",
+            {"metadata": {"k": None}},
+            None,
+            "Invalid input for field/attribute k. Value: None. None is not of type 'string'",
+        ),
+        (
+            "POST",
+            {"metadata": {"k": "v"}, "extra": {}},
+            None,
+            "Additional properties are not allowed ('extra' was unexpected)",
+        ),
+    ],
+)
+async def test_bad_bodies_are_refused_with_novas_text_and_write_nothing(
+    make_shim: MakeShim,
+    tokens: dict[str, str],
+    glance: Glance,
+    method: str,
+    body: Any,
+    data: bytes | None,
+    message: str,
+) -> None:
+    client = await make_shim()
+    image = await glance.image(**PROPS)
+    before = await glance.record(image["id"])
+    path = f"/v2.1/images/{image['id']}/metadata"
+    if body is None:
+        answer = await send(client, method, path, tokens["alice"], data=data)
+    else:
+        answer = await send(client, method, path, tokens["alice"], body=body)
+    expect_fault(answer, 400, "badRequest", message)
+    assert await glance.record(image["id"]) == before
+
+
+async def test_empty_key_is_accepted_and_stored(
+    make_shim: MakeShim, tokens: dict[str, str], glance: Glance
+) -> None:
+    client = await make_shim()
+    image = await glance.image(os_distro="cirros")
+    path = f"/v2.1/images/{image['id']}/metadata"
+    answer = await send(client, "POST", path, tokens["alice"], body={"metadata": {"": "e"}})
+    expect_ok(answer, {"metadata": {"os_distro": "cirros", "": "e"}})
+    assert (await glance.record(image["id"]))[""] == "e"
+    answer = await send(client, "PUT", path, tokens["alice"], body={"metadata": {"": "f"}})
+    expect_ok(answer, {"metadata": {"": "f"}})
+    expect_ok(await send(client, "GET", path, tokens["alice"]), {"metadata": {"": "f"}})
+
+
+async def test_text_plain_and_missing_content_types_are_accepted(
+    make_shim: MakeShim, tokens: dict[str, str], glance: Glance
+) -> None:
+    client = await make_shim()
+    image = await glance.image()
+    path = f"/v2.1/images/{image['id']}/metadata"
+    for content_type, key in (("text/plain", "a"), (None, "b")):
+        data = json.dumps({"metadata": {key: "1"}}).encode()
+        answer = await send(
+            client, "POST", path, tokens["alice"], data=data, content_type=content_type
+        )
+        assert answer.status == 200, answer.body
+    expect_ok(await send(client, "GET", path, tokens["alice"]), {"metadata": {"a": "1", "b": "1"}})
+
+
+async def test_oversize_body_is_413(
+    make_shim: MakeShim, tokens: dict[str, str], glance: Glance
+) -> None:
+    client = await make_shim(max_body=4096)
+    image = await glance.image()
+    path = f"/v2.1/images/{image['id']}/metadata"
+    fits = json.dumps({"metadata": {"k": "v" * 200}}).encode()
+    expect_ok(
+        await send(client, "POST", path, tokens["alice"], data=fits), {"metadata": {"k": "v" * 200}}
+    )
+    before = await glance.record(image["id"])
+    too_big = json.dumps({"metadata": {f"k{i}": "v" * 200 for i in range(20)}}).encode()
+    assert len(too_big) > 4096
+    for method, url in (("POST", path), ("PUT", path), ("PUT", f"{path}/k0")):
+        # A declared Content-Length is refused up front, before any microversion is read
+        # (like the size limiter in front of Nova): no version headers.
+        answer = await send(client, method, url, tokens["alice"], data=too_big)
+        expect_fault(answer, 413, "overLimit", "Request is too large.", None)
+        # A chunked body is cut off while it is read, after the microversion.
+        answer = await send(client, method, url, tokens["alice"], data=too_big, chunked=True)
+        expect_fault(answer, 413, "overLimit", "Request is too large.")
+    assert await glance.record(image["id"]) == before
+
+
+# ---------------------------------------------------------------------------------------
+# Microversions and the /v2 prefix
+
+
+def six_verbs(image_id: str) -> list[tuple[str, str, Any, int]]:
+    """(method, path, body, success status) for each metadata verb on *image_id*."""
+    path = f"/v2.1/images/{image_id}/metadata"
+    return [
+        ("GET", path, None, 200),
+        ("POST", path, {"metadata": {"x": "1"}}, 200),
+        ("PUT", path, {"metadata": {"os_distro": "cirros", "x": "2"}}, 200),
+        ("GET", f"{path}/os_distro", None, 200),
+        ("PUT", f"{path}/x", {"meta": {"x": "3"}}, 200),
+        ("DELETE", f"{path}/x", None, 204),
+    ]
+
+
+async def call_verb(
+    client: Client, method: str, path: str, body: Any, token: str, version: str | None = None
+) -> Answer:
+    if body is None:
+        return await send(client, method, path, token, version=version)
+    return await send(client, method, path, token, body=body, version=version)
+
+
+@pytest.mark.parametrize("version", ["2.1", "2.35", "2.36", "2.38"])
+async def test_every_verb_is_served_up_to_2_38(
+    make_shim: MakeShim, tokens: dict[str, str], glance: Glance, version: str
+) -> None:
+    client = await make_shim()
+    image = await glance.image(os_distro="cirros")
+    for method, path, body, status in six_verbs(image["id"]):
+        answer = await call_verb(client, method, path, body, tokens["alice"], version)
+        assert answer.status == status, (method, path, answer.body)
+        assert answer.headers["OpenStack-API-Version"] == f"compute {version}"
+        assert answer.headers["X-OpenStack-Nova-API-Version"] == version
+    expect_ok(
+        await send(client, "GET", f"/v2.1/images/{image['id']}/metadata", tokens["alice"]),
+        {"metadata": {"os_distro": "cirros"}},
+    )
+
+
+@pytest.mark.parametrize("version", ["2.39", "2.104", "latest"])
+async def test_every_verb_is_gone_from_2_39(
+    make_shim: MakeShim, tokens: dict[str, str], glance: Glance, version: str
+) -> None:
+    client = await make_shim()
+    image = await glance.image(os_distro="cirros")
+    before = await glance.record(image["id"])
+    echoed = "2.104" if version == "latest" else version
+    for method, path, body, _ in six_verbs(image["id"]):
+        answer = await call_verb(client, method, path, body, tokens["alice"], version)
+        expect_fault(answer, 404, "itemNotFound", NOT_FOUND, echoed)
+    assert await glance.record(image["id"]) == before
+
+
+async def test_v2_prefix_ignores_microversions_and_strips_unknown_keys(
+    make_shim: MakeShim, real_stack: StackInfo, tokens: dict[str, str], glance: Glance
+) -> None:
+    client = await make_shim()
+    image = await glance.image(os_distro="cirros")
+    for prefix in (f"/v2/{real_stack.demo_a}", "/v2"):
+        path = f"{prefix}/images/{image['id']}/metadata"
+        answer = await send(
+            client,
+            "POST",
+            path,
+            tokens["alice"],
+            version="2.39",
+            body={"metadata": {"a": "1"}, "extra": 1, "server": {}},
+        )
+        expect_ok(answer, {"metadata": {"os_distro": "cirros", "a": "1"}}, None)
+        answer = await send(
+            client,
+            "PUT",
+            f"{path}/a",
+            tokens["alice"],
+            version="3.0",
+            headers={"X-OpenStack-Nova-API-Version": "2.50"},
+            body={"meta": {"a": "2"}, "metadata": {"b": "1"}},
+        )
+        expect_ok(answer, {"meta": {"a": "2"}}, None)
+        # Metadata keys are still checked, with the text of Nova's relaxed validator.
+        answer = await send(
+            client, "POST", path, tokens["alice"], body={"metadata": {"bad/key": "x"}, "extra": 1}
+        )
+        expect_fault(
+            answer,
+            400,
+            "badRequest",
+            "Invalid input for field/attribute metadata. Value: {'bad/key': 'x'}. "
+            "Additional properties are not allowed ('bad/key' was unexpected)",
+            None,
+        )
+    # /v2.1 refuses the same extra key.
+    answer = await send(
+        client,
+        "POST",
+        f"/v2.1/images/{image['id']}/metadata",
+        tokens["alice"],
+        body={"metadata": {"a": "1"}, "extra": 1},
+    )
+    expect_fault(
+        answer, 400, "badRequest", "Additional properties are not allowed ('extra' was unexpected)"
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# D5: nothing but the named properties changes
+
+
+async def apply_verb(client: Client, token: str, image_id: str, verb: str) -> JsonObject:
+    """Run one write verb; return the properties it names (None = removed)."""
+    path = f"/v2.1/images/{image_id}/metadata"
+    if verb == "POST":
+        body = {"metadata": {"os_distro": "ubuntu", "new_key": "v"}}
+        expect_ok(
+            await send(client, "POST", path, token, body=body),
+            {
+                "metadata": {
+                    **PROPS,
+                    "block_device_mapping": BDM_DECODED,
+                    "os_distro": "ubuntu",
+                    "new_key": "v",
+                }
+            },
+        )
+        return {"os_distro": "ubuntu", "new_key": "v"}
+    if verb == "PUT":
+        wanted = {"os_distro": "ubuntu", "hw_disk_bus": "virtio", "block_device_mapping": BDM}
+        expect_ok(
+            await send(client, "PUT", path, token, body={"metadata": wanted}), {"metadata": wanted}
+        )
+        return {"os_distro": "ubuntu", "os_version": None}
+    if verb == "PUT item":
+        body = {"meta": {"os_version": "2"}}
+        expect_ok(await send(client, "PUT", f"{path}/os_version", token, body=body), body)
+        return {"os_version": "2"}
+    expect_empty(await send(client, "DELETE", f"{path}/hw_disk_bus", token))
+    return {"hw_disk_bus": None}
+
+
+@pytest.mark.parametrize("visibility", ["shared", "community", "private"])
+@pytest.mark.parametrize("verb", ["POST", "PUT", "PUT item", "DELETE item"])
+async def test_writes_change_only_the_named_properties(
+    make_shim: MakeShim, tokens: dict[str, str], glance: Glance, visibility: str, verb: str
+) -> None:
+    client = await make_shim()
+    image = await glance.image(
+        **PROPS,
+        block_device_mapping=BDM,
+        visibility=visibility,
+        name="d5",
+        min_ram=512,
+        min_disk=2,
+        tags=["golden", "x86"],
+    )
+    before = await glance.record(image["id"])
+    assert before["visibility"] == visibility
+    named = await apply_verb(client, tokens["alice"], image["id"], verb)
+    expected = {**before, **named}
+    expected = {k: v for k, v in expected.items() if v is not None}
+    after = await glance.record(image["id"])
+    assert_only_changed(before, after, expected)
+    assert after["visibility"] == visibility
+    assert after["tags"] == before["tags"]
+
+
+# ---------------------------------------------------------------------------------------
+# D6: core and reserved keys
+
+
+def write_requests(image_id: str, key: str) -> list[tuple[str, str, Any]]:
+    path = f"/v2.1/images/{image_id}/metadata"
+    return [
+        ("POST", path, {"metadata": {"ok": "1", key: "x"}}),
+        ("PUT", path, {"metadata": {key: "x"}}),
+        ("PUT", f"{path}/{key}", {"meta": {key: "x"}}),
+        ("DELETE", f"{path}/{key}", None),
+    ]
+
+
+@pytest.mark.parametrize("key", [*CORE_KEYS, *CORE_KEYS_MORE])
+async def test_core_keys_are_refused_naming_the_key(
+    make_shim: MakeShim, tokens: dict[str, str], glance: Glance, key: str
+) -> None:
+    client = await make_shim()
+    image = await glance.image(**PROPS, visibility="shared")
+    before = await glance.record(image["id"])
+    message = (
+        f"Metadata key '{key}' is a core image attribute and cannot be changed through "
+        "the compute API."
+    )
+    for method, path, body in write_requests(image["id"], key):
+        answer = await call_verb(client, method, path, body, tokens["alice"])
+        expect_fault(answer, 400, "badRequest", message)
+    assert await glance.record(image["id"]) == before
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "os_glance_foo",
+        "os_glance_importing_to_stores",
+        "os_glancex",
+        "deleted",
+        "deleted_at",
+        "location",
+    ],
+)
+async def test_reserved_keys_are_refused_naming_the_key(
+    make_shim: MakeShim, tokens: dict[str, str], glance: Glance, key: str
+) -> None:
+    client = await make_shim()
+    image = await glance.image(**PROPS)
+    before = await glance.record(image["id"])
+    message = (
+        f"Metadata key '{key}' is reserved by the image service and cannot be changed "
+        "through the compute API."
+    )
+    for method, path, body in write_requests(image["id"], key):
+        answer = await call_verb(client, method, path, body, tokens["alice"])
+        expect_fault(answer, 400, "badRequest", message)
+    # Refused before the image is read: the same answer for an image that does not exist.
+    for method, path, body in write_requests(MISSING, key):
+        answer = await call_verb(client, method, path, body, tokens["alice"])
+        expect_fault(answer, 400, "badRequest", message)
+    assert await glance.record(image["id"]) == before
+
+
+async def test_schema_properties_marked_non_base_are_allowed(
+    make_shim: MakeShim, tokens: dict[str, str], glance: Glance
+) -> None:
+    client = await make_shim()
+    image = await glance.image()
+    before = await glance.record(image["id"])
+    values = {
+        "os_distro": "debian",
+        "os_version": "13",
+        "description": "Trixie",
+        "instance_uuid": "8d2e3b9f-4c1a-4f7e-9b6d-2a5c8e1f0b37",
+    }
+    path = f"/v2.1/images/{image['id']}/metadata"
+    expect_ok(
+        await send(client, "POST", path, tokens["alice"], body={"metadata": values}),
+        {"metadata": values},
+    )
+    assert_only_changed(before, await glance.record(image["id"]), {**before, **values})
+    expect_ok(
+        await send(
+            client,
+            "PUT",
+            f"{path}/description",
+            tokens["alice"],
+            body={"meta": {"description": "Debian 13"}},
+        ),
+        {"meta": {"description": "Debian 13"}},
+    )
+    expect_empty(await send(client, "DELETE", f"{path}/instance_uuid", tokens["alice"]))
+    assert "instance_uuid" not in await glance.record(image["id"])
+
+
+async def settled(glance: Glance, image_id: str, timeout: float = 15.0) -> JsonObject:
+    """The record once the import task has let go (Glance drops ``os_glance_import_task``
+    a moment after the image turns active)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        record = await glance.record(image_id)
+        if "os_glance_import_task" not in record or loop.time() > deadline:
+            return record
+        await asyncio.sleep(0.1)
+
+
+async def test_put_keeps_glances_own_reserved_properties(
+    make_shim: MakeShim, tokens: dict[str, str], glance: Glance, glance_api: GlanceApi
+) -> None:
+    """An imported image carries ``os_glance_*`` properties that only Glance may change.
+
+    Nova's replace tried to remove them and got Glance's 403; the shim leaves them.
+    """
+    client = await make_shim()
+    created = await asyncio.to_thread(
+        glance.scratch, "alice", disk_format="raw", container_format="bare", os_distro="cirros"
+    )
+    await asyncio.to_thread(glance_api.stage, "alice", created["id"], b"y" * 1024)
+    await asyncio.to_thread(glance_api.import_staged, "alice", created["id"])
+    before = await settled(glance, created["id"])
+    reserved = {k: v for k, v in before.items() if k.startswith("os_glance")}
+    assert reserved, before  # os_glance_importing_to_stores, os_glance_failed_import
+    path = f"/v2.1/images/{created['id']}/metadata"
+    expect_ok(
+        await send(client, "GET", path, tokens["alice"]),
+        {"metadata": {"os_distro": "cirros", **reserved}},
+    )
+    expect_ok(
+        await send(client, "PUT", path, tokens["alice"], body={"metadata": {"a": "1"}}),
+        {"metadata": {"a": "1"}},
+    )
+    expected = {k: v for k, v in before.items() if k != "os_distro"}
+    assert_only_changed(before, await glance.record(created["id"]), {**expected, "a": "1"})
+    expect_ok(
+        await send(client, "GET", path, tokens["alice"]), {"metadata": {"a": "1", **reserved}}
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# D7, quota, other projects, missing images, block_device_mapping
+
+
+async def test_query_parameters_on_metadata_reads_are_ignored(
+    make_shim: MakeShim, tokens: dict[str, str], glance: Glance
+) -> None:
+    client = await make_shim()
+    image = await glance.image(**PROPS)
+    path = f"/v2.1/images/{image['id']}/metadata"
+    for query in ("?limit=abc", "?foo=bar&marker=x&limit=-1", "?os_distro=nope", "?&&="):
+        expect_ok(await send(client, "GET", f"{path}{query}", tokens["alice"]), {"metadata": PROPS})
+        expect_ok(
+            await send(client, "GET", f"{path}/os_version{query}", tokens["alice"]),
+            {"meta": {"os_version": "0.6.2"}},
+        )
+
+
+def numbered(count: int, start: int = 0) -> dict[str, str]:
+    return {f"p{i:03d}": "v" for i in range(start, start + count)}
+
+
+async def test_quota_boundary_counts_existing_properties(
+    make_shim: MakeShim, tokens: dict[str, str], glance: Glance
+) -> None:
+    client = await make_shim()  # SHIM_METADATA_ITEMS default: 128
+    image = await glance.image(**numbered(100))
+    path = f"/v2.1/images/{image['id']}/metadata"
+    token = tokens["alice"]
+    # 100 existing + 27 = 127, then 128
+    answer = await send(client, "POST", path, token, body={"metadata": numbered(27, 100)})
+    expect_ok(answer, {"metadata": numbered(127)})
+    answer = await send(client, "POST", path, token, body={"metadata": numbered(1, 127)})
+    expect_ok(answer, {"metadata": numbered(128)})
+    at_limit = await glance.record(image["id"])
+    # appendix C, "metadata post quota 129": merged count 129
+    for method, url, body in (
+        ("POST", path, {"metadata": numbered(1, 128)}),
+        ("PUT", f"{path}/p128", {"meta": {"p128": "v"}}),
+        ("PUT", path, {"metadata": numbered(129)}),
+    ):
+        answer = await send(client, method, url, token, body=body)
+        expect_fault(answer, 403, "forbidden", "Image metadata limit exceeded")
+    assert await glance.record(image["id"]) == at_limit
+    # Changing an existing key keeps the count at 128; PUT counts only the request.
+    expect_ok(
+        await send(client, "POST", path, token, body={"metadata": {"p000": "w"}}),
+        {"metadata": {**numbered(128), "p000": "w"}},
+    )
+    expect_ok(
+        await send(client, "PUT", f"{path}/p001", token, body={"meta": {"p001": "w"}}),
+        {"meta": {"p001": "w"}},
+    )
+    expect_ok(
+        await send(client, "PUT", path, token, body={"metadata": numbered(128, 1)}),
+        {"metadata": numbered(128, 1)},
+    )
+    assert expected.metadata(await glance.record(image["id"])) == numbered(128, 1)
+
+
+async def test_quota_setting(make_shim: MakeShim, tokens: dict[str, str], glance: Glance) -> None:
+    client = await make_shim(metadata_items=2)
+    image = await glance.image(a="1")
+    path = f"/v2.1/images/{image['id']}/metadata"
+    token = tokens["alice"]
+    expect_ok(
+        await send(client, "POST", path, token, body={"metadata": {"b": "2"}}),
+        {"metadata": {"a": "1", "b": "2"}},
+    )
+    expect_fault(
+        await send(client, "POST", path, token, body={"metadata": {"c": "3"}}),
+        403,
+        "forbidden",
+        "Image metadata limit exceeded",
+    )
+    expect_ok(await send(client, "PUT", path, token, body={"metadata": {}}), {"metadata": {}})
+    zero = await make_shim(metadata_items=0)
+    # An empty set is never counted (Nova's check does nothing for it).
+    expect_ok(await send(zero, "POST", path, token, body={"metadata": {}}), {"metadata": {}})
+    expect_fault(
+        await send(zero, "PUT", f"{path}/a", token, body={"meta": {"a": "1"}}),
+        403,
+        "forbidden",
+        "Image metadata limit exceeded",
+    )
+
+
+async def test_unlimited_quota_leaves_the_limit_to_glance(
+    make_shim: MakeShim, tokens: dict[str, str], glance: Glance
+) -> None:
+    client = await make_shim(metadata_items=-1)
+    image = await glance.image(**numbered(128))
+    before = await glance.record(image["id"])
+    path = f"/v2.1/images/{image['id']}/metadata"
+    # The shim does not refuse the 129th property; Glance's own image_property_quota
+    # (128) does, and its 413 stays a 413 (D4) instead of Nova's 500.
+    answer = await send(client, "POST", path, tokens["alice"], body={"metadata": {"x": "1"}})
+    expect_fault(
+        answer,
+        413,
+        "overLimit",
+        "HTTP 413 Request Entity Too Large: The limit has been exceeded on the number of "
+        "allowed image properties. Attempted: 129, Maximum: 128",
+    )
+    assert await glance.record(image["id"]) == before
+    expect_ok(
+        await send(client, "PUT", path, tokens["alice"], body={"metadata": numbered(5)}),
+        {"metadata": numbered(5)},
+    )
+
+
+async def test_another_projects_private_image_is_not_found_on_every_verb(
+    make_shim: MakeShim, tokens: dict[str, str], glance: Glance
+) -> None:
+    client = await make_shim()
+    image = await glance.image(os_distro="cirros", x="1", visibility="private")
+    before = await glance.record(image["id"])
+    for method, path, body, _ in six_verbs(image["id"]):
+        answer = await call_verb(client, method, path, body, tokens["bob"])
+        expect_fault(answer, 404, "itemNotFound", IMAGE_NOT_FOUND)
+        project_path = path.replace("/v2.1/", f"/v2.1/{glance.api.stack.demo_b}/", 1)
+        answer = await call_verb(client, method, project_path, body, tokens["bob"])
+        expect_fault(answer, 404, "itemNotFound", IMAGE_NOT_FOUND)
+    assert await glance.record(image["id"]) == before
+
+
+async def test_another_projects_community_image_is_readable_not_writable(
+    make_shim: MakeShim, tokens: dict[str, str], glance: Glance
+) -> None:
+    client = await make_shim()
+    image = await glance.image(os_distro="cirros", x="1", visibility="community")
+    before = await glance.record(image["id"])
+    refused = f"Not authorized for image {image['id']}."
+    for method, path, body, _ in six_verbs(image["id"]):
+        answer = await call_verb(client, method, path, body, tokens["bob"])
+        if method == "GET":
+            assert answer.status == 200, answer.body
+        else:
+            expect_fault(answer, 403, "forbidden", refused)
+    assert await glance.record(image["id"]) == before
+
+
+async def test_missing_image_is_not_found_on_every_verb(
+    make_shim: MakeShim, tokens: dict[str, str]
+) -> None:
+    client = await make_shim()
+    # appendix C, "metadata on missing image"
+    for image_id in (MISSING, "not-a-uuid", "detail"):
+        for method, path, body, _ in six_verbs(image_id):
+            answer = await call_verb(client, method, path, body, tokens["alice"])
+            expect_fault(answer, 404, "itemNotFound", IMAGE_NOT_FOUND)
+
+
+async def test_no_token_is_401_before_anything_else(make_shim: MakeShim, glance: Glance) -> None:
+    client = await make_shim()
+    image = await glance.image(os_distro="cirros")
+    before = await glance.record(image["id"])
+    for method, path, body, _ in six_verbs(image["id"]):
+        answer = (
+            await send(client, method, path, None, body=body)
+            if body
+            else await send(client, method, path, None)
+        )
+        assert answer.status == 401
+        assert answer.json() == {
+            "error": {
+                "code": 401,
+                "title": "Unauthorized",
+                "message": "The request you have made requires authentication.",
+            }
+        }
+        stack = glance.api.stack
+        assert answer.headers["WWW-Authenticate"] == f'Keystone uri="{stack.keystone_url}"'
+    assert await glance.record(image["id"]) == before
+
+
+async def test_block_device_mapping_is_decoded_for_reading_and_stored_as_written(
+    make_shim: MakeShim, tokens: dict[str, str], glance: Glance
+) -> None:
+    client = await make_shim()
+    mappings = '[{"virtual": "root", "device": "/dev/vda"}]'
+    image = await glance.image(block_device_mapping=BDM, mappings=mappings, bdm_v2="True")
+    path = f"/v2.1/images/{image['id']}/metadata"
+    token = tokens["alice"]
+    shown = {
+        "block_device_mapping": BDM_DECODED,
+        "mappings": [{"virtual": "root", "device": "/dev/vda"}],
+        "bdm_v2": "True",
+    }
+    expect_ok(await send(client, "GET", path, token), {"metadata": shown})
+    # A POST of another key leaves Glance's strings byte for byte.
+    expect_ok(
+        await send(client, "POST", path, token, body={"metadata": {"x": "1"}}),
+        {"metadata": {**shown, "x": "1"}},
+    )
+    record = await glance.record(image["id"])
+    assert (record["block_device_mapping"], record["mappings"]) == (BDM, mappings)
+    # Writing the key stores the JSON string the client sent; reads decode it again.
+    new_bdm = '[{"boot_index": 0, "source_type": "image", "uuid": "abc"}]'
+    body = {"meta": {"block_device_mapping": new_bdm}}
+    expect_ok(await send(client, "PUT", f"{path}/block_device_mapping", token, body=body), body)
+    assert (await glance.record(image["id"]))["block_device_mapping"] == new_bdm
+    expect_ok(
+        await send(client, "GET", f"{path}/block_device_mapping", token),
+        {"meta": {"block_device_mapping": json.loads(new_bdm)}},
+    )
+    wanted = {"block_device_mapping": new_bdm, "mappings": "not json"}
+    expect_ok(
+        await send(client, "PUT", path, token, body={"metadata": wanted}), {"metadata": wanted}
+    )
+    record = await glance.record(image["id"])
+    assert (record["block_device_mapping"], record["mappings"]) == (new_bdm, "not json")
+    # D3: a value that is not JSON is shown raw.
+    expect_ok(
+        await send(client, "GET", path, token),
+        {"metadata": {"block_device_mapping": json.loads(new_bdm), "mappings": "not json"}},
+    )
+
+
+async def test_request_id_is_kept_and_the_same_on_both_headers(
+    make_shim: MakeShim, tokens: dict[str, str], glance: Glance
+) -> None:
+    client = await make_shim()
+    image = await glance.image()
+    mine = "req-0b8f2f8e-5f0a-4a4b-9e0e-4a7d2f1c3b5a"
+    answer = await send(
+        client,
+        "POST",
+        f"/v2.1/images/{image['id']}/metadata",
+        tokens["alice"],
+        body={"metadata": {"a": "1"}},
+        headers={"X-Openstack-Request-Id": mine},
+    )
+    expect_ok(answer, {"metadata": {"a": "1"}})
+    assert answer.headers["x-openstack-request-id"] == mine
+
+
+# ---------------------------------------------------------------------------------------
+# What the real Glance cannot produce: a recording fake Glance
+
+IMG: Final = "5b3a1c2d-0e4f-4a6b-8c9d-1e2f3a4b5c6d"
+FAKE_RECORD: Final = {
+    "id": IMG,
+    "name": "fake",
+    "status": "active",
+    "visibility": "shared",
+    "protected": False,
+    "os_hidden": False,
+    "owner": "aaaa",
+    "min_ram": 0,
+    "min_disk": 0,
+    "size": 1024,
+    "virtual_size": 1024,
+    "checksum": None,
+    "os_hash_algo": None,
+    "os_hash_value": None,
+    "container_format": "bare",
+    "disk_format": "raw",
+    "tags": ["t"],
+    "created_at": "2026-01-01T00:00:00Z",
+    "updated_at": "2026-01-01T00:00:00Z",
+    "self": f"/v2/images/{IMG}",
+    "file": f"/v2/images/{IMG}/file",
+    "schema": "/v2/schemas/image",
+    "os_distro": "cirros",
+    "old": "1",
+    "os_glance_failed_import": "",
+}
+ShimOverFake = Callable[..., Awaitable[tuple[Client, RecordingUpstream]]]
+
+
+@pytest.fixture
+def shim_over_fake(aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient) -> ShimOverFake:
+    async def make(
+        *replies: tuple[str, Reply], **overrides: Any
+    ) -> tuple[Client, RecordingUpstream]:
+        fake = RecordingUpstream()
+        fake.on(f"/v2/images/{IMG}", Reply.json(FAKE_RECORD), method="GET")
+        for method, reply in replies:
+            fake.on(f"/v2/images/{IMG}", reply, method=method)
+        server = await aiohttp_server(fake.app)
+        settings = Settings(
+            glance_url=server.make_url("/"), metrics_listen=None, workers=1, **overrides
+        )
+        return await aiohttp_client(create_app(settings)), fake
+
+    return make
+
+
+def image_calls(fake: RecordingUpstream) -> list[str]:
+    """Methods of the calls on the image itself (the schema is fetched on the side)."""
+    return [r.method for r in fake.requests if r.raw_path == f"/v2/images/{IMG}"]
+
+
+def patches(fake: RecordingUpstream) -> list[Any]:
+    sent = [r for r in fake.requests if r.method == "PATCH"]
+    assert all(r.header("Content-Type") == PATCH_TYPE for r in sent)
+    assert all(r.header("X-Auth-Token") == "tok" for r in sent)
+    return [json.loads(r.body) for r in sent]
+
+
+async def test_each_write_is_one_json_patch_of_properties_only(
+    shim_over_fake: ShimOverFake,
+) -> None:
+    client, fake = await shim_over_fake(("PATCH", Reply.json(FAKE_RECORD)))
+    path = f"/v2.1/images/{IMG}/metadata"
+    cases: list[tuple[str, str, Any, list[Any]]] = [
+        (
+            "POST",
+            path,
+            {"metadata": {"os_distro": "cirros", "new": "1", "": "e"}},
+            [
+                {"op": "add", "path": "/os_distro", "value": "cirros"},
+                {"op": "add", "path": "/new", "value": "1"},
+                {"op": "add", "path": "/", "value": "e"},
+            ],
+        ),
+        (
+            "PUT",
+            path,
+            {"metadata": {"os_distro": "ubuntu", "n": "2"}},
+            [
+                {"op": "remove", "path": "/old"},
+                {"op": "add", "path": "/os_distro", "value": "ubuntu"},
+                {"op": "add", "path": "/n", "value": "2"},
+            ],
+        ),
+        (
+            "PUT",
+            path,
+            {"metadata": {"old": "1"}},
+            [{"op": "remove", "path": "/os_distro"}, {"op": "add", "path": "/old", "value": "1"}],
+        ),
+        (
+            "PUT",
+            f"{path}/old",
+            {"meta": {"old": "2"}},
+            [{"op": "add", "path": "/old", "value": "2"}],
+        ),
+        ("DELETE", f"{path}/old", None, [{"op": "remove", "path": "/old"}]),
+    ]
+    for method, url, body, ops in cases:
+        fake.reset()
+        answer = await call_verb(client, method, url, body, "tok")
+        assert answer.status in (200, 204), answer.body
+        assert patches(fake) == [ops]
+        assert image_calls(fake) == ["GET", "PATCH"]
+        request_id = answer.headers["x-openstack-request-id"]
+        assert {r.header("X-Openstack-Request-Id") for r in fake.requests} == {request_id}
+    # No operations: no PATCH at all.
+    fake.reset()
+    expect_ok(
+        await send(client, "POST", path, "tok", body={"metadata": {}}),
+        {"metadata": {"os_distro": "cirros", "old": "1", "os_glance_failed_import": ""}},
+    )
+    assert image_calls(fake) == ["GET"]
+
+
+@pytest.mark.parametrize(
+    ("reply", "status", "name", "message"),
+    [
+        (
+            Reply.json(
+                {
+                    "message": "There was a conflict when trying to complete your request."
+                    "<br /><br />\nProperty old does not exist.\n\n",
+                    "code": "409 Conflict",
+                    "title": "Conflict",
+                },
+                status=409,
+            ),
+            409,
+            "conflictingRequest",
+            "HTTP 409 Conflict: There was a conflict when trying to complete your request.: "
+            "Property old does not exist.",
+        ),
+        (
+            Reply.json(
+                {"message": "Image not found", "code": "404 Not Found", "title": "Not Found"},
+                status=404,
+            ),
+            404,
+            "itemNotFound",
+            IMAGE_NOT_FOUND,
+        ),
+        (
+            Reply(status=503),
+            503,
+            "serviceUnavailable",
+            "The image service is unavailable. Please retry later.",
+        ),
+        (
+            Reply(abort_before_response=True),
+            503,
+            "serviceUnavailable",
+            "The image service is unavailable. Please retry later.",
+        ),
+    ],
+)
+async def test_patch_failures_after_the_read(
+    shim_over_fake: ShimOverFake, reply: Reply, status: int, name: str, message: str
+) -> None:
+    """The image changed or vanished between the read and the PATCH, or Glance went away."""
+    client, fake = await shim_over_fake(("PATCH", reply))
+    answer = await send(client, "DELETE", f"/v2.1/images/{IMG}/metadata/old", "tok")
+    expect_fault(answer, status, name, message)
+    assert image_calls(fake) == ["GET", "PATCH"]
+    if status == 503:
+        assert answer.headers["Retry-After"] == "5"
