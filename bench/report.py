@@ -116,13 +116,15 @@ def ratios(results: Results, kinds: Sequence[tuple[str, str]], phase: str) -> st
             [
                 label,
                 _num(_ratio(med("shim", "rps"), med("parse", "rps"))),
+                _num(_ratio(med("parse", "cpu_s_per_1k"), med("shim", "cpu_s_per_1k"))),
                 _num(_ratio(med("shim", "rps"), med("passthrough", "rps"))),
                 _num(_ratio(med("parse", "rps"), med("passthrough", "rps"))),
                 _num(_diff(med("shim", "p50_ms"), direct_p50)),
                 _num(_diff(med("parse", "p50_ms"), direct_p50)),
             ]
         )
-    head = ["request", "shim/(c) req/s", "shim/(b) req/s", "(c)/(b) req/s"]
+    head = ["request", "shim/(c) req/s", "(c)/shim CPU per req", "shim/(b) req/s"]
+    head.append("(c)/(b) req/s")
     head += ["shim - direct p50 ms", "(c) - direct p50 ms"]
     return table(head, rows)
 

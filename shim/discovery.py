@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from shim.headers import client_scheme_host
+from shim.legacy.links import public_base
 from shim.settings import Settings
 
 MEDIA_TYPE: Final = "application/json"
@@ -100,32 +100,18 @@ def advertised_max_version(settings: Settings) -> str:
     return settings.max_microversion
 
 
-def link_base(request: web.Request, settings: Settings) -> str:
-    """``SHIM_PUBLIC_URL`` if set, else the scheme and host the client used."""
-    if settings.public_url is not None:
-        return str(settings.public_url).rstrip("/")
-    scheme, host = client_scheme_host(
-        request.remote,
-        list(request.headers.items()),
-        request.scheme,
-        request.host,
-        settings.trusted_proxies,
-    )
-    return f"{scheme}://{host}"
-
-
 async def discovery_handler(request: web.Request, settings: Settings) -> web.Response | None:
     """The version document for a discovery path, or None for any other request."""
     if request.method not in ("GET", "HEAD"):
         return None
     path = request.rel_url.raw_path
     if path == "/":
-        body = root_document(link_base(request, settings), advertised_max_version(settings))
+        body = root_document(public_base(request), advertised_max_version(settings))
         return web.Response(body=body, content_type=MEDIA_TYPE)
     if path in _V2_PATHS:
-        return web.Response(body=v2_document(link_base(request, settings)), content_type=MEDIA_TYPE)
+        return web.Response(body=v2_document(public_base(request)), content_type=MEDIA_TYPE)
     if path in _V21_PATHS:
-        body = v21_document(link_base(request, settings), advertised_max_version(settings))
+        body = v21_document(public_base(request), advertised_max_version(settings))
         response = web.Response(body=body, content_type=MEDIA_TYPE)
         # A 2.1 request's microversion headers; Vary added twice, as Nova does (§2.3).
         response.headers["OpenStack-API-Version"] = "compute 2.1"

@@ -41,10 +41,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, get_args
 from urllib.parse import unquote_to_bytes, urlencode
 
 from shim.faults import BadRequest
+from shim.legacy.types import GlanceStatus
 from shim.settings import GLANCE_MAX_PAGE
 
 KNOWN_PARAMS: Final = frozenset(
@@ -83,19 +84,7 @@ _NOVA_STATUS: Final[dict[str, str]] = {
     "DELETED": "in:deleted,pending_delete",
     "UNKNOWN": "in:uploading,importing,deactivated",
 }
-_GLANCE_STATUSES: Final = frozenset(
-    {
-        "queued",
-        "saving",
-        "uploading",
-        "importing",
-        "active",
-        "deactivated",
-        "killed",
-        "deleted",
-        "pending_delete",
-    }
-)
+_GLANCE_STATUSES: Final = frozenset(get_args(GlanceStatus))
 
 # Nova's positive_integer: jsonschema ``pattern`` uses re.search, so "$" also matches
 # before a final newline; reproduced with the very same expression.
