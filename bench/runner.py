@@ -412,6 +412,7 @@ def main(argv: list[str] | None = None) -> int:
                 "rounds": run.results.rounds,
                 "na": run.results.na,
                 "rate": run.rate,
+                "event_loops": {"shim": run.shim_loop, "floors": run.floor_loop},
                 "notes": run.results.notes,
             }
         )

@@ -88,13 +88,8 @@ async def upstreams(app: web.Application) -> AsyncIterator[None]:
         # Times and counts every Glance, Keystone and Nova call (shim.access); tells a
         # passthrough waiting for a pool slot from one waiting on Nova (503 vs 504).
         trace_configs=[upstream_trace(settings), pool_trace_config()],
+        middlewares=(send_once,),
     )
-    # aiohttp resends an idempotent request (GET, PUT, DELETE) once, silently, when a
-    # pooled keep-alive connection fails (PROXY_PITFALLS §6). Glance GETs have their own
-    # budget (SHIM_GLANCE_RETRIES), a write must go out exactly once (SPEC D11: a resent
-    # DELETE would answer 404 for an image it deleted), and the passthrough never retries.
-    # aiohttp 3.14 has no public switch for it.
-    session._retry_connection = False
     app[SESSION] = session
     if settings.glance_url is not None:
         app[GLANCE] = GlanceClient(session, settings, settings.glance_url)
@@ -124,6 +119,25 @@ async def expect_continue(request: web.Request) -> None:
         await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         # The interim answer is not part of the response body (as in aiohttp's default).
         request.writer.output_size = 0
+
+
+async def send_once(
+    request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
+) -> aiohttp.ClientResponse:
+    """Client middleware: a dropped connection is reported, never silently replayed.
+
+    aiohttp resends an idempotent request (GET, PUT, DELETE) once when a pooled keep-alive
+    connection breaks (PROXY_PITFALLS §6). Glance GETs have their own budget
+    (SHIM_GLANCE_RETRIES), a write must go out exactly once (SPEC D11: a resent DELETE
+    would answer 404 for an image it deleted), and the passthrough never retries. The
+    error is re-raised as a plain `ClientConnectionError`, which aiohttp does not retry.
+    """
+    try:
+        return await handler(request)
+    except aiohttp.ClientConnectorError:
+        raise  # never connected: nothing was sent, and callers tell refusal apart
+    except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError) as exc:
+        raise aiohttp.ClientConnectionError(str(exc)) from exc
 
 
 async def dispatch(request: web.Request) -> web.StreamResponse:

@@ -295,7 +295,6 @@ class GlanceClient:
                 self._settings.glance_timeout,
                 body,
                 content_type,
-                middlewares=(_send_once,),
             )
         except _TRANSPORT_ERRORS as exc:
             failure: str = type(exc).__name__
@@ -314,7 +313,6 @@ class GlanceClient:
         total: float,
         body: bytes | None = None,
         content_type: str | None = None,
-        middlewares: Sequence[aiohttp.ClientMiddlewareType] | None = None,
     ) -> GlanceAnswer:
         if total <= 0:
             raise TimeoutError
@@ -328,7 +326,6 @@ class GlanceClient:
             data=body,
             timeout=timeout,
             allow_redirects=False,
-            middlewares=middlewares,
         ) as response:
             payload = await _read_capped(response, self._settings.glance_max_body)
             return GlanceAnswer(
@@ -338,21 +335,6 @@ class GlanceClient:
                 body=payload,
                 www_authenticate=response.headers.get("WWW-Authenticate"),
             )
-
-
-async def _send_once(
-    request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
-) -> aiohttp.ClientResponse:
-    """Client middleware for writes: a dropped connection is reported, never replayed.
-
-    aiohttp resends an idempotent request (DELETE) once when the connection breaks
-    (RFC 9112 §9.3.1, PROXY_PITFALLS.md §6), but Glance may have acted on the first one.
-    Re-raised as a plain `ClientConnectionError`, which aiohttp does not retry.
-    """
-    try:
-        return await handler(request)
-    except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError) as exc:
-        raise aiohttp.ClientConnectionError(str(exc)) from exc
 
 
 async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
