@@ -3,7 +3,7 @@
 * `observe_middleware` (outermost) opens a `RequestRecord` for the request: its route
   template, whether it is a legacy image route, and the caller's credentials bound for
   log redaction. It counts the request in flight.
-* `upstream_trace` is a `aiohttp.TraceConfig` on the shared ClientSession: every call to
+* `upstream_middleware` is a client middleware on the upstream sessions: every call to
   Glance, Keystone or Nova is timed (to its response headers, or its failure), counted in
   ``nova_image_shim_upstream_*`` and noted on the current record (a context variable, so
   GlanceClient, auth and the passthrough need no hook).
@@ -26,7 +26,6 @@ import logging
 from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 from typing import Final
 
 import aiohttp
@@ -47,6 +46,7 @@ from shim.user_agents import client_label
 
 ACCESS_LOGGER: Final = "shim.access"
 log = structlog.get_logger(ACCESS_LOGGER)
+_STDLIB_ACCESS: Final = logging.getLogger(ACCESS_LOGGER)
 
 PASSTHROUGH_ROUTE: Final = "passthrough"
 DISCOVERY_ROUTE: Final = "discovery"
@@ -208,6 +208,9 @@ def _emit(
     )
     if record is not None:
         record.logged = True
+    level = logging.WARNING if status >= 500 else logging.INFO
+    if not _STDLIB_ACCESS.isEnabledFor(level):
+        return  # e.g. SHIM_LOG_LEVEL=warning: the metrics above are all that is kept
     fields: dict[str, object] = {
         "method": request.method[:16],
         "route": route,
@@ -243,7 +246,6 @@ def _emit(
             ]
     if error is not None:
         fields["aborted"] = type(error).__name__
-    level = logging.WARNING if status >= 500 else logging.INFO
     log.log(level, "request", **fields)
 
 
@@ -309,48 +311,39 @@ def outcome_of(status: int | None, error: BaseException | None = None) -> str:
     return "error"
 
 
-def upstream_trace(settings: Settings) -> aiohttp.TraceConfig:
-    """Times every call made through the shared session (see module docstring)."""
-    config = aiohttp.TraceConfig()
+def upstream_middleware(settings: Settings) -> aiohttp.ClientMiddlewareType:
+    """Client middleware on both sessions: every call to Glance, Keystone or Nova is timed
+    (to its response headers, or its failure), counted and noted on the current record.
+
+    A middleware rather than a ``TraceConfig``: aiohttp builds trace objects and sends
+    their signals on every request, which cost more than the timing itself (BENCHMARKS.md).
+    """
     nova, keystone = settings.nova_url, settings.keystone_url
 
-    async def on_start(
-        session: aiohttp.ClientSession,
-        context: SimpleNamespace,
-        params: aiohttp.TraceRequestStartParams,
-    ) -> None:
-        context.shim_started = asyncio.get_running_loop().time()
-        context.shim_target = classify_upstream(
-            params.method, params.url, nova=nova, keystone=keystone
+    async def observe(
+        request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
+    ) -> aiohttp.ClientResponse:
+        clock = asyncio.get_running_loop().time
+        started = clock()
+        service, operation = classify_upstream(
+            request.method, request.url, nova=nova, keystone=keystone
         )
+        try:
+            response = await handler(request)
+        except BaseException as error:
+            _note_upstream(service, operation, None, error, clock() - started)
+            raise
+        _note_upstream(service, operation, response.status, None, clock() - started)
+        return response
 
-    def finish(context: SimpleNamespace, status: int | None, error: BaseException | None) -> None:
-        started = getattr(context, "shim_started", None)
-        if started is None:
-            return
-        seconds = asyncio.get_running_loop().time() - started
-        service, operation = context.shim_target
-        outcome = outcome_of(status, error)
-        metrics.observe_upstream(service, operation, outcome, seconds)
-        record = _current.get()
-        if record is not None:
-            record.add_call(UpstreamCall(service, operation, status, outcome, seconds))
+    return observe
 
-    async def on_end(
-        session: aiohttp.ClientSession,
-        context: SimpleNamespace,
-        params: aiohttp.TraceRequestEndParams,
-    ) -> None:
-        finish(context, params.response.status, None)
 
-    async def on_exception(
-        session: aiohttp.ClientSession,
-        context: SimpleNamespace,
-        params: aiohttp.TraceRequestExceptionParams,
-    ) -> None:
-        finish(context, None, params.exception)
-
-    config.on_request_start.append(on_start)
-    config.on_request_end.append(on_end)
-    config.on_request_exception.append(on_exception)
-    return config
+def _note_upstream(
+    service: str, operation: str, status: int | None, error: BaseException | None, seconds: float
+) -> None:
+    outcome = outcome_of(status, error)
+    metrics.observe_upstream(service, operation, outcome, seconds)
+    record = _current.get()
+    if record is not None:
+        record.add_call(UpstreamCall(service, operation, status, outcome, seconds))

@@ -15,7 +15,7 @@ import aiohttp
 from aiohttp import hdrs, web
 from yarl import URL
 
-from shim.access import observe_middleware, on_prepare, upstream_trace
+from shim.access import observe_middleware, on_prepare, upstream_middleware
 from shim.auth import Keystone
 from shim.catalog import EndpointCache
 from shim.context import request_id_middleware, stamp_response
@@ -29,6 +29,7 @@ from shim.keys import (
     GLANCE_CLIENTS,
     GLANCE_LINK_BASE,
     KEYSTONE,
+    NOVA_SESSION,
     PASSTHROUGH,
     RUNTIME,
     SESSION,
@@ -73,24 +74,13 @@ def create_app(settings: Settings) -> web.Application:
 async def upstreams(app: web.Application) -> AsyncIterator[None]:
     """The one ClientSession (and its pool) for Glance, Keystone and Nova."""
     settings = app[SETTINGS]
-    connector = aiohttp.TCPConnector(
-        limit=settings.pool_size,
-        limit_per_host=settings.pool_size,
-        keepalive_timeout=settings.keepalive_timeout,
-    )
-    session = aiohttp.ClientSession(
-        connector=connector,
-        # A shared jar would replay one caller's cookies to the next (PROXY_PITFALLS §11).
-        cookie_jar=aiohttp.DummyCookieJar(),
-        timeout=aiohttp.ClientTimeout(
-            total=settings.glance_timeout, connect=settings.connect_timeout
-        ),
-        # Times and counts every Glance, Keystone and Nova call (shim.access); tells a
-        # passthrough waiting for a pool slot from one waiting on Nova (503 vs 504).
-        trace_configs=[upstream_trace(settings), pool_trace_config()],
-        middlewares=(send_once,),
-    )
+    session = _session(settings)
+    # Nova passthrough streams (bodies of hundreds of MB, slow clients) get a pool of their
+    # own, so they can never starve the Glance and Keystone calls of the image routes.
+    nova_session = _session(settings, nova=True) if settings.nova_url is not None else None
     app[SESSION] = session
+    if nova_session is not None:
+        app[NOVA_SESSION] = nova_session
     if settings.glance_url is not None:
         app[GLANCE] = GlanceClient(session, settings, settings.glance_url)
     else:
@@ -106,6 +96,8 @@ async def upstreams(app: web.Application) -> AsyncIterator[None]:
     finally:
         app[RUNTIME].session_open = False
         await session.close()
+        if nova_session is not None:
+            await nova_session.close()
 
 
 async def expect_continue(request: web.Request) -> None:
@@ -119,6 +111,25 @@ async def expect_continue(request: web.Request) -> None:
         await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         # The interim answer is not part of the response body (as in aiohttp's default).
         request.writer.output_size = 0
+
+
+def _session(settings: Settings, *, nova: bool = False) -> aiohttp.ClientSession:
+    connector = aiohttp.TCPConnector(
+        limit=settings.pool_size,
+        limit_per_host=settings.pool_size,
+        keepalive_timeout=settings.keepalive_timeout,
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        # A shared jar would replay one caller's cookies to the next (PROXY_PITFALLS §11).
+        cookie_jar=aiohttp.DummyCookieJar(),
+        timeout=aiohttp.ClientTimeout(
+            total=settings.glance_timeout, connect=settings.connect_timeout
+        ),
+        middlewares=(upstream_middleware(settings), send_once),
+        # Tells a passthrough waiting for a pool slot (503) from one waiting on Nova (504).
+        trace_configs=[pool_trace_config()] if nova else None,
+    )
 
 
 async def send_once(
@@ -148,7 +159,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     if settings.nova_url is not None:
         request[PASSTHROUGH] = True
         try:
-            return await proxy(request, request.app[SESSION], settings.nova_url, settings)
+            return await proxy(request, request.app[NOVA_SESSION], settings.nova_url, settings)
         except NovaFault:
             request[PASSTHROUGH] = False  # our own fault: stamp it like any other
             raise

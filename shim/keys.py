@@ -27,6 +27,7 @@ class Runtime:
 
 SETTINGS = web.AppKey("settings", Settings)
 SESSION = web.AppKey("session", aiohttp.ClientSession)
+NOVA_SESSION = web.AppKey("nova_session", aiohttp.ClientSession)
 GLANCE = web.AppKey("glance", GlanceClient)
 RUNTIME = web.AppKey("runtime", Runtime)
 

@@ -26,7 +26,7 @@ from pytest_aiohttp import AiohttpServer
 from yarl import URL
 
 from shim.app import create_app
-from shim.keys import SESSION
+from shim.keys import NOVA_SESSION
 from shim.passthrough import (
     MSG_BAD_HEADER,
     MSG_BUSY,
@@ -50,7 +50,7 @@ class Shim:
 
     @property
     def connector(self) -> aiohttp.BaseConnector:
-        connector = self.app[SESSION].connector
+        connector = self.app[NOVA_SESSION].connector
         assert connector is not None
         return connector
 

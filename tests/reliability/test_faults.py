@@ -33,7 +33,7 @@ from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient, AiohttpServer
 
 from shim.app import create_app
-from shim.keys import SESSION
+from shim.keys import NOVA_SESSION, SESSION
 from shim.settings import Settings
 from tests.fakes import RecordedRequest, RecordingUpstream, Reply, refused_url
 from tests.reliability.support import (
@@ -320,7 +320,8 @@ async def test_fault(
     )
     client = await aiohttp_client(create_app(settings))
     assert client.app is not None
-    connector = client.app[SESSION].connector
+    pool = NOVA_SESSION if kind == "passthrough" else SESSION
+    connector = client.app[pool].connector
     assert connector is not None
     expect = expected(kind, fault)
 
