@@ -3,8 +3,8 @@
 * `observe_middleware` (outermost) opens a `RequestRecord` for the request: its route
   template, whether it is a legacy image route, and the caller's credentials bound for
   log redaction. It counts the request in flight.
-* `upstream_middleware` is a client middleware on the upstream sessions: every call to
-  Glance, Keystone or Nova is timed (to its response headers, or its failure), counted in
+* `note_upstream` is called by `shim.upstream` for every call to Glance, Keystone or Nova,
+  timed (to its response headers, or its failure), counted in
   ``nova_image_shim_upstream_*`` and noted on the current record (a context variable, so
   GlanceClient, auth and the passthrough need no hook).
 * `on_prepare` adds the deprecation headers to legacy image answers and remembers the
@@ -311,35 +311,7 @@ def outcome_of(status: int | None, error: BaseException | None = None) -> str:
     return "error"
 
 
-def upstream_middleware(settings: Settings) -> aiohttp.ClientMiddlewareType:
-    """Client middleware on both sessions: every call to Glance, Keystone or Nova is timed
-    (to its response headers, or its failure), counted and noted on the current record.
-
-    A middleware rather than a ``TraceConfig``: aiohttp builds trace objects and sends
-    their signals on every request, which cost more than the timing itself (BENCHMARKS.md).
-    """
-    nova, keystone = settings.nova_url, settings.keystone_url
-
-    async def observe(
-        request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
-    ) -> aiohttp.ClientResponse:
-        clock = asyncio.get_running_loop().time
-        started = clock()
-        service, operation = classify_upstream(
-            request.method, request.url, nova=nova, keystone=keystone
-        )
-        try:
-            response = await handler(request)
-        except BaseException as error:
-            _note_upstream(service, operation, None, error, clock() - started)
-            raise
-        _note_upstream(service, operation, response.status, None, clock() - started)
-        return response
-
-    return observe
-
-
-def _note_upstream(
+def note_upstream(
     service: str, operation: str, status: int | None, error: BaseException | None, seconds: float
 ) -> None:
     outcome = outcome_of(status, error)

@@ -15,7 +15,7 @@ import aiohttp
 from aiohttp import hdrs, web
 from yarl import URL
 
-from shim.access import observe_middleware, on_prepare, upstream_middleware
+from shim.access import observe_middleware, on_prepare
 from shim.auth import Keystone
 from shim.catalog import EndpointCache
 from shim.context import request_id_middleware, stamp_response
@@ -40,8 +40,9 @@ from shim.legacy.paths import match_legacy
 from shim.legacy.routes import serve_legacy
 from shim.legacy.views import glance_base_url
 from shim.limits import limits_middleware
-from shim.passthrough import pool_trace_config, proxy
+from shim.passthrough import proxy
 from shim.settings import Settings
+from shim.upstream import upstream_session
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -74,10 +75,10 @@ def create_app(settings: Settings) -> web.Application:
 async def upstreams(app: web.Application) -> AsyncIterator[None]:
     """The one ClientSession (and its pool) for Glance, Keystone and Nova."""
     settings = app[SETTINGS]
-    session = _session(settings)
+    session = upstream_session(settings)
     # Nova passthrough streams (bodies of hundreds of MB, slow clients) get a pool of their
     # own, so they can never starve the Glance and Keystone calls of the image routes.
-    nova_session = _session(settings, nova=True) if settings.nova_url is not None else None
+    nova_session = upstream_session(settings, nova=True) if settings.nova_url is not None else None
     app[SESSION] = session
     if nova_session is not None:
         app[NOVA_SESSION] = nova_session
@@ -111,44 +112,6 @@ async def expect_continue(request: web.Request) -> None:
         await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         # The interim answer is not part of the response body (as in aiohttp's default).
         request.writer.output_size = 0
-
-
-def _session(settings: Settings, *, nova: bool = False) -> aiohttp.ClientSession:
-    connector = aiohttp.TCPConnector(
-        limit=settings.pool_size,
-        limit_per_host=settings.pool_size,
-        keepalive_timeout=settings.keepalive_timeout,
-    )
-    return aiohttp.ClientSession(
-        connector=connector,
-        # A shared jar would replay one caller's cookies to the next (PROXY_PITFALLS §11).
-        cookie_jar=aiohttp.DummyCookieJar(),
-        timeout=aiohttp.ClientTimeout(
-            total=settings.glance_timeout, connect=settings.connect_timeout
-        ),
-        middlewares=(upstream_middleware(settings), send_once),
-        # Tells a passthrough waiting for a pool slot (503) from one waiting on Nova (504).
-        trace_configs=[pool_trace_config()] if nova else None,
-    )
-
-
-async def send_once(
-    request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
-) -> aiohttp.ClientResponse:
-    """Client middleware: a dropped connection is reported, never silently replayed.
-
-    aiohttp resends an idempotent request (GET, PUT, DELETE) once when a pooled keep-alive
-    connection breaks (PROXY_PITFALLS §6). Glance GETs have their own budget
-    (SHIM_GLANCE_RETRIES), a write must go out exactly once (SPEC D11: a resent DELETE
-    would answer 404 for an image it deleted), and the passthrough never retries. The
-    error is re-raised as a plain `ClientConnectionError`, which aiohttp does not retry.
-    """
-    try:
-        return await handler(request)
-    except aiohttp.ClientConnectorError:
-        raise  # never connected: nothing was sent, and callers tell refusal apart
-    except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError) as exc:
-        raise aiohttp.ClientConnectionError(str(exc)) from exc
 
 
 async def dispatch(request: web.Request) -> web.StreamResponse:
