@@ -16,7 +16,6 @@ from aiohttp import hdrs, web
 from yarl import URL
 
 from shim.access import observe_middleware, on_prepare
-from shim.auth import Keystone
 from shim.catalog import EndpointCache
 from shim.context import request_id_middleware, stamp_response
 from shim.deprecation import deprecation_headers
@@ -36,6 +35,7 @@ from shim.keys import (
     SETTINGS,
     Runtime,
 )
+from shim.keystone import Keystone
 from shim.legacy.paths import match_legacy
 from shim.legacy.routes import serve_legacy
 from shim.legacy.views import glance_base_url

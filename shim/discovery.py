@@ -106,12 +106,14 @@ async def discovery_handler(request: web.Request, settings: Settings) -> web.Res
         return None
     path = request.rel_url.raw_path
     if path == "/":
-        body = root_document(public_base(request), advertised_max_version(settings))
+        body = root_document(public_base(request, settings), advertised_max_version(settings))
         return web.Response(body=body, content_type=MEDIA_TYPE)
     if path in _V2_PATHS:
-        return web.Response(body=v2_document(public_base(request)), content_type=MEDIA_TYPE)
+        return web.Response(
+            body=v2_document(public_base(request, settings)), content_type=MEDIA_TYPE
+        )
     if path in _V21_PATHS:
-        body = v21_document(public_base(request), advertised_max_version(settings))
+        body = v21_document(public_base(request, settings), advertised_max_version(settings))
         response = web.Response(body=body, content_type=MEDIA_TYPE)
         # A 2.1 request's microversion headers; Vary added twice, as Nova does (§2.3).
         response.headers["OpenStack-API-Version"] = "compute 2.1"

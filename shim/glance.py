@@ -34,6 +34,7 @@ import orjson
 import structlog
 from yarl import URL
 
+from shim.bodies import read_capped
 from shim.faults import (
     BadRequest,
     BadUpstreamResponse,
@@ -327,7 +328,9 @@ class GlanceClient:
             timeout=timeout,
             allow_redirects=False,
         ) as response:
-            payload = await _read_capped(response, self._settings.glance_max_body)
+            payload = await read_capped(response, self._settings.glance_max_body)
+            if payload is None:
+                raise BadUpstreamResponse()
             return GlanceAnswer(
                 status=response.status,
                 reason=response.reason or HTTPStatus(response.status).phrase,
@@ -335,20 +338,6 @@ class GlanceClient:
                 body=payload,
                 www_authenticate=response.headers.get("WWW-Authenticate"),
             )
-
-
-async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
-    length = response.content_length
-    if length is not None:
-        if length > limit:
-            raise BadUpstreamResponse()
-        return await response.read()
-    chunks = bytearray()
-    async for chunk in response.content.iter_any():
-        chunks += chunk
-        if len(chunks) > limit:
-            raise BadUpstreamResponse()
-    return bytes(chunks)
 
 
 def _decode(body: bytes) -> Any:

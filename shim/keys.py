@@ -14,7 +14,7 @@ from shim.settings import Settings
 
 if TYPE_CHECKING:
     from shim.access import RequestRecord
-    from shim.auth import Keystone
+    from shim.keystone import Keystone
 
 
 @dataclass(slots=True)

@@ -204,7 +204,7 @@ def observe_upstream(upstream: str, operation: str, outcome: str, seconds: float
 
 
 def token_cache(hit: bool) -> None:
-    """Count one token-cache lookup (called by ``shim.auth``)."""
+    """Count one token-cache lookup (called by ``shim.keystone``)."""
     get().token_cache.labels("hit" if hit else "miss").inc()
 
 

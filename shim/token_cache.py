@@ -13,7 +13,7 @@ Owns how long the shim may trust an answer from Keystone (SPEC §6):
 * at most ``max_size`` entries, the least recently used dropped first;
 * concurrent lookups of the same uncached token share one load (one Keystone call).
 
-It must not talk to Keystone or know what a verdict contains; `shim.auth` does both.
+It must not talk to Keystone or know what a verdict contains; `shim.keystone` does both.
 A load that raises (Keystone unreachable) is not cached: every waiter gets the error.
 """
 

@@ -12,10 +12,10 @@ from aiohttp import web
 from shim.headers import client_scheme_host
 from shim.keys import SETTINGS
 from shim.legacy.views import LinkContext, link_context
+from shim.settings import Settings
 
 
-def public_base(request: web.Request) -> str:
-    settings = request.app[SETTINGS]
+def public_base(request: web.Request, settings: Settings) -> str:
     if settings.public_url is not None:
         return str(settings.public_url).rstrip("/")
     scheme, host = client_scheme_host(
@@ -31,4 +31,6 @@ def public_base(request: web.Request) -> str:
 def link_context_for(
     request: web.Request, prefix: str, project_id: str | None, glance_base: str
 ) -> LinkContext:
-    return link_context(public_base(request), prefix, project_id, glance_base)
+    return link_context(
+        public_base(request, request.app[SETTINGS]), prefix, project_id, glance_base
+    )

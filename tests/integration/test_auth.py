@@ -20,9 +20,9 @@ from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpServer
 from yarl import URL
 
-from shim.auth import IDENTITY_UNAVAILABLE
 from shim.faults import FAULT_CONTENT_TYPE, UNAUTHORIZED_BODY
 from shim.keys import KEYSTONE
+from shim.keystone import IDENTITY_UNAVAILABLE
 from shim.legacy.routes import NO_IMAGE_ENDPOINT
 from shim.token_cache import Verdict
 from tests.fakes import RecordingUpstream, Reply, refused_url

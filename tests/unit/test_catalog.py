@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from shim.auth import KeystoneAnswerError, parse_token, plausible_token
 from shim.catalog import (
     EndpointCache,
     ImageEndpoints,
@@ -15,6 +14,7 @@ from shim.catalog import (
     image_endpoints,
     service_root,
 )
+from shim.keystone import KeystoneAnswerError, parse_token, plausible_token
 
 
 def endpoint(interface: str, url: str, region: str | None = "RegionOne") -> dict[str, Any]:
