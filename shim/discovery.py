@@ -18,6 +18,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from shim.legacy.links import public_base
+from shim.legacy.microversion import parse_max, requested_version, version_headers
 from shim.settings import Settings
 
 MEDIA_TYPE: Final = "application/json"
@@ -31,7 +32,6 @@ DESCRIBED_BY: Final = {
     "type": "text/html",
     "href": "http://docs.openstack.org/",
 }
-VARY: Final = ("OpenStack-API-Version", "X-OpenStack-Nova-API-Version")
 _V2_PATHS: Final = frozenset({"/v2", "/v2/"})
 _V21_PATHS: Final = frozenset({"/v2.1", "/v2.1/"})
 
@@ -113,12 +113,12 @@ async def discovery_handler(request: web.Request, settings: Settings) -> web.Res
             body=v2_document(public_base(request, settings)), content_type=MEDIA_TYPE
         )
     if path in _V21_PATHS:
+        # Nova parses the microversion here as on any v2.1 route: 400/406 for a bad one,
+        # else the requested version echoed, with Vary twice (NOVA_IMAGE_API.md §2.2-2.3).
+        version = requested_version(request.headers.items(), parse_max(settings.max_microversion))
         body = v21_document(public_base(request, settings), advertised_max_version(settings))
         response = web.Response(body=body, content_type=MEDIA_TYPE)
-        # A 2.1 request's microversion headers; Vary added twice, as Nova does (§2.3).
-        response.headers["OpenStack-API-Version"] = "compute 2.1"
-        response.headers["X-OpenStack-Nova-API-Version"] = "2.1"
-        for name in VARY:
-            response.headers.add("Vary", name)
+        for name, value in version_headers(version):
+            response.headers.add(name, value)
         return response
     return None

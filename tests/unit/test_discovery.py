@@ -8,6 +8,7 @@ from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 from yarl import URL
 
+from shim.app import create_app
 from shim.discovery import (
     advertised_max_version,
     discovery_handler,
@@ -176,3 +177,42 @@ async def test_head(make_client: MakeClient) -> None:
     response = await client.head("/v2.1")
     assert response.status == 200
     assert await response.read() == b""
+
+
+@pytest.mark.parametrize(
+    ("header", "status", "echo", "fault"),
+    [
+        ("compute 2.50", 200, "2.50", None),
+        ("compute latest", 200, "2.104", None),
+        ("compute 2.01", 400, None, {"badRequest": {"code": 400, "message": (
+            "API Version String 2.01 is of invalid format. Must be of format "
+            "MajorNum.MinorNum.")}}),
+        ("compute 3.0", 406, "3.0", {"computeFault": {"code": 406, "message": (
+            "Version 3.0 is not supported by the API. Minimum is 2.1 and maximum is 2.104.")}}),
+    ],
+)  # fmt: skip
+async def test_v21_reads_the_requested_microversion_as_nova_does(
+    aiohttp_client: AiohttpClient,
+    header: str,
+    status: int,
+    echo: str | None,
+    fault: dict[str, object] | None,
+) -> None:
+    """The shim's whole app in standalone mode: no token needed, Nova's version rules."""
+    app = create_app(Settings(glance_url=URL("http://glance.invalid:9292"), metrics_listen=None))
+    client = await aiohttp_client(app)
+    response = await client.get("/v2.1/", headers={"OpenStack-API-Version": header})
+    assert response.status == status
+    if fault is not None:
+        assert await response.json() == fault
+    else:
+        assert (await response.json())["version"]["version"] == "2.35"
+    if echo is None:
+        assert "OpenStack-API-Version" not in response.headers
+    else:
+        assert response.headers["OpenStack-API-Version"] == f"compute {echo}"
+        assert response.headers["X-OpenStack-Nova-API-Version"] == echo
+        assert response.headers.getall("Vary") == [
+            "OpenStack-API-Version",
+            "X-OpenStack-Nova-API-Version",
+        ]
