@@ -10,6 +10,7 @@ from aiohttp import web
 
 from shim.glance import Caller, GlanceClient
 from shim.legacy.microversion import Version
+from shim.legacy.negotiation import JSON
 from shim.legacy.paths import LegacyTarget
 from shim.settings import Settings
 
@@ -24,6 +25,7 @@ class LegacyCall:
     settings: Settings
     glance: GlanceClient
     body: Any = None
+    content_type: str = JSON
     glance_link_base: str = ""  # base of alternate links (see routes.image_service)
 
     @property
@@ -35,8 +37,9 @@ class LegacyCall:
 LegacyHandler = Callable[[web.Request, LegacyCall], Awaitable[web.StreamResponse]]
 
 
-def json_response(body: bytes, status: int = 200) -> web.Response:
-    """Nova's success content type: ``application/json`` without a charset."""
+def json_response(body: bytes, call: LegacyCall, status: int = 200) -> web.Response:
+    """A success in the negotiated type (``application/json`` unless the client prefers
+    Nova's vendor type), without a charset, as Nova answers."""
     response = web.Response(body=body, status=status)
-    response.headers["Content-Type"] = "application/json"
+    response.headers["Content-Type"] = call.content_type
     return response

@@ -55,7 +55,7 @@ QUOTA_MESSAGE: Final = "Image metadata limit exceeded"
 
 async def show_metadata(request: web.Request, call: LegacyCall) -> web.StreamResponse:
     image, schema = await _read(call)
-    return json_response(orjson.dumps({"metadata": to_nova_metadata(image, schema)}))
+    return json_response(orjson.dumps({"metadata": to_nova_metadata(image, schema)}), call)
 
 
 async def show_item(request: web.Request, call: LegacyCall) -> web.StreamResponse:
@@ -64,7 +64,7 @@ async def show_item(request: web.Request, call: LegacyCall) -> web.StreamRespons
     key = call.target.key or ""
     if key not in metadata:
         raise ItemNotFound()
-    return json_response(orjson.dumps({"meta": {key: metadata[key]}}))
+    return json_response(orjson.dumps({"meta": {key: metadata[key]}}), call)
 
 
 async def merge_metadata(request: web.Request, call: LegacyCall) -> web.StreamResponse:
@@ -74,7 +74,7 @@ async def merge_metadata(request: web.Request, call: LegacyCall) -> web.StreamRe
     _check_quota(call, {**to_nova_metadata(image, schema), **changes})
     if changes:
         image = await call.glance.patch(call.caller, call.image_id, _set_ops(changes))
-    return json_response(orjson.dumps({"metadata": to_nova_metadata(image, schema)}))
+    return json_response(orjson.dumps({"metadata": to_nova_metadata(image, schema)}), call)
 
 
 async def replace_metadata(request: web.Request, call: LegacyCall) -> web.StreamResponse:
@@ -90,7 +90,7 @@ async def replace_metadata(request: web.Request, call: LegacyCall) -> web.Stream
     ops += _set_ops(wanted)
     if ops:
         await call.glance.patch(call.caller, call.image_id, ops)
-    return json_response(orjson.dumps({"metadata": wanted}))
+    return json_response(orjson.dumps({"metadata": wanted}), call)
 
 
 async def update_item(request: web.Request, call: LegacyCall) -> web.StreamResponse:
@@ -101,7 +101,7 @@ async def update_item(request: web.Request, call: LegacyCall) -> web.StreamRespo
     image, schema = await _read(call, meta)
     _check_quota(call, {**to_nova_metadata(image, schema), **meta})
     await call.glance.patch(call.caller, call.image_id, _set_ops(meta))
-    return json_response(orjson.dumps({"meta": meta}))
+    return json_response(orjson.dumps({"meta": meta}), call)
 
 
 async def delete_item(request: web.Request, call: LegacyCall) -> web.StreamResponse:
@@ -112,7 +112,7 @@ async def delete_item(request: web.Request, call: LegacyCall) -> web.StreamRespo
     await call.glance.patch(call.caller, call.image_id, [_remove(key)])
     response = web.Response(status=204)
     # Nova labels its empty 204 as JSON too (NOVA_IMAGE_API.md §2.3).
-    response.headers["Content-Type"] = "application/json"
+    response.headers["Content-Type"] = call.content_type
     return response
 
 

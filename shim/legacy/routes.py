@@ -48,6 +48,7 @@ from shim.legacy.microversion import (
     route_allows,
     version_headers,
 )
+from shim.legacy.negotiation import negotiate
 from shim.legacy.paths import Action, LegacyTarget
 from shim.legacy.query import (
     ListQuery,
@@ -91,6 +92,7 @@ async def serve_legacy(request: web.Request, target: LegacyTarget) -> web.Stream
         glance=glance,
         body=body,
         glance_link_base=glance_link_base,
+        content_type=negotiate(request.headers.get("Accept")),
     )
     handler = HANDLERS.get(target.action)
     if handler is None:
@@ -125,14 +127,14 @@ async def show_image(request: web.Request, call: LegacyCall) -> web.StreamRespon
     image = await call.glance.show(call.caller, call.image_id)
     schema = await call.glance.schema(call.caller)
     view = to_nova_image(image, _links(request, call), schema)
-    return json_response(orjson.dumps({"image": view}))
+    return json_response(orjson.dumps({"image": view}), call)
 
 
 async def delete_image(request: web.Request, call: LegacyCall) -> web.StreamResponse:
     await call.glance.delete(call.caller, call.image_id)
     response = web.Response(status=204)
     # Nova labels its empty 204 as JSON too (NOVA_IMAGE_API.md §2.3).
-    response.headers["Content-Type"] = "application/json"
+    response.headers["Content-Type"] = call.content_type
     return response
 
 
@@ -166,7 +168,8 @@ async def _list(request: web.Request, call: LegacyCall, *, detail: bool) -> web.
             + render(items)
             + b"]"
             + _next_link(call, query, params, links, collection, items)
-            + b"}"
+            + b"}",
+            call,
         )
     return await _stream(request, call, walk, first, render, params, links, collection)
 
@@ -183,7 +186,7 @@ async def _stream(
 ) -> web.StreamResponse:
     """Write pages as they come, fetching page N+1 while page N is written."""
     response = web.StreamResponse()
-    response.content_type = "application/json"
+    response.content_type = call.content_type
     await response.prepare(request)
     await response.write(b'{"images":[')
     separator = b""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+import orjson
 import pytest
 from aiohttp.test_utils import TestClient
 
@@ -30,7 +31,7 @@ async def get_json(
         headers["X-Auth-Token"] = token
     async with client.get(path, headers=headers) as response:
         body = await response.read()
-        return response.status, response.headers, (await response.json()) if body else None
+        return response.status, response.headers, orjson.loads(body) if body else None
 
 
 def prefixes(stack: StackInfo) -> list[tuple[str, str, str | None]]:
@@ -680,3 +681,20 @@ async def test_links_use_public_url_and_trusted_forwarded_headers_only(
         **{"X-Forwarded-Host": "shim.example:443", "X-Forwarded-Proto": "https"},
     )  # fmt: skip
     assert body["image"]["links"][0]["href"] == (f"https://shim.example:443/v2.1/images/{image_id}")
+
+
+async def test_a_client_preferring_novas_vendor_type_gets_it(
+    make_shim: MakeShim, tokens: dict[str, str], catalogue: Catalogue
+) -> None:
+    client = await make_shim()
+    vendor = "application/vnd.openstack.compute+json"
+    image_id = catalogue.ids["cirros-active"]
+    for path in (f"/v2.1/images/{image_id}", "/v2.1/images/detail?limit=2", "/v2.1/images"):
+        status, headers, body = await get_json(client, path, tokens["alice"], Accept=vendor)
+        assert status == 200
+        assert headers["Content-Type"] == vendor
+        assert body
+    status, headers, _ = await get_json(
+        client, f"/v2.1/images/{image_id}", tokens["alice"], Accept="*/*"
+    )
+    assert headers["Content-Type"] == "application/json"
