@@ -12,15 +12,13 @@ import dataclasses
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final, Literal
 
 from yarl import URL
 
 from shim.deprecation import deprecation_headers
 
-DEFAULT_LISTEN: Final = "0.0.0.0:8774"
-DEFAULT_METRICS_LISTEN: Final = "0.0.0.0:9102"
 DEFAULT_MAX_MICROVERSION: Final = "2.104"
 DEFAULT_MAX_LIMIT: Final = 1000
 DEFAULT_GLANCE_PAGE_SIZE: Final = 200
@@ -71,13 +69,16 @@ class Address:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
+# A gateway listens on every interface; the chart and a sidecar narrow it.
+DEFAULT_LISTEN: Final = Address("0.0.0.0", 8774)  # noqa: S104
+DEFAULT_METRICS_LISTEN: Final = Address("0.0.0.0", 9102)  # noqa: S104
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     glance_url: URL | None = None
-    listen: Address = field(default_factory=lambda: _address("SHIM_LISTEN", DEFAULT_LISTEN))
-    metrics_listen: Address | None = field(
-        default_factory=lambda: _address("SHIM_METRICS_LISTEN", DEFAULT_METRICS_LISTEN)
-    )
+    listen: Address = DEFAULT_LISTEN
+    metrics_listen: Address | None = DEFAULT_METRICS_LISTEN
     glance_public_url: URL | None = None
     public_url: URL | None = None
     trusted_proxies: frozenset[str] = frozenset()
