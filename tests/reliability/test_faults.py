@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, get_args
 
 import aiohttp
 import pytest
@@ -70,30 +70,8 @@ Fault = Literal[
     "huge",
     "trickle",
 ]
-KINDS: Final[tuple[Kind, ...]] = (
-    "list",
-    "unpaged",
-    "show",
-    "metadata_write",
-    "delete",
-    "passthrough",
-    "token",
-)
-FAULTS: Final[tuple[Fault, ...]] = (
-    "refused",
-    "stall",
-    "http500",
-    "http502",
-    "http503",
-    "http504",
-    "invalid_json",
-    "wrong_shape",
-    "truncated",
-    "reset",
-    "reset_early",
-    "huge",
-    "trickle",
-)
+KINDS: Final[tuple[Kind, ...]] = get_args(Kind)
+FAULTS: Final[tuple[Fault, ...]] = get_args(Fault)
 GLANCE_GET_KINDS: Final = frozenset({"list", "show"})
 WRITE_KINDS: Final = frozenset({"metadata_write", "delete"})
 

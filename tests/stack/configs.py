@@ -19,13 +19,26 @@ GLANCE_TOKEN_CACHE_TIME: Final = 300
 
 
 @dataclass(frozen=True, slots=True)
-class KeystoneDirs:
+class ServerDirs:
+    """What every server of the stack has under its run directory: config, gunicorn."""
+
     base: Path
 
     @property
     def etc(self) -> Path:
         return self.base / "etc"
 
+    @property
+    def server_log(self) -> Path:
+        return self.base / "log" / "gunicorn.log"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.base / "gunicorn.pid"
+
+
+@dataclass(frozen=True, slots=True)
+class KeystoneDirs(ServerDirs):
     @property
     def conf(self) -> Path:
         return self.etc / "keystone.conf"
@@ -45,14 +58,6 @@ class KeystoneDirs:
     @property
     def app_log(self) -> Path:
         return self.base / "log" / "keystone.log"
-
-    @property
-    def server_log(self) -> Path:
-        return self.base / "log" / "gunicorn.log"
-
-    @property
-    def pid_file(self) -> Path:
-        return self.base / "gunicorn.pid"
 
     def write(self) -> None:
         for sub in (self.etc, self.app_log.parent):
@@ -86,13 +91,7 @@ key_repository = {self.credential_keys}
 
 
 @dataclass(frozen=True, slots=True)
-class GlanceDirs:
-    base: Path
-
-    @property
-    def etc(self) -> Path:
-        return self.base / "etc"
-
+class GlanceDirs(ServerDirs):
     @property
     def conf(self) -> Path:
         return self.etc / "glance-api.conf"
@@ -120,14 +119,6 @@ class GlanceDirs:
     @property
     def app_log(self) -> Path:
         return self.base / "log" / "glance-api.log"
-
-    @property
-    def server_log(self) -> Path:
-        return self.base / "log" / "gunicorn.log"
-
-    @property
-    def pid_file(self) -> Path:
-        return self.base / "gunicorn.pid"
 
     def write(self, keystone_url: str, service_password: str) -> None:
         for sub in (self.etc, self.images, self.staging, self.data / "tasks", self.app_log.parent):
