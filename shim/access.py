@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Mapping
 from contextvars import ContextVar
@@ -39,9 +40,8 @@ from shim import metrics
 from shim.faults import Handler
 from shim.keys import DEPRECATION_HEADERS, OBSERVED, SETTINGS
 from shim.legacy.microversion import LEGACY_HEADER, STANDARD_HEADER, parse_max
-from shim.legacy.paths import match_legacy
+from shim.legacy.paths import LegacyTarget, match_legacy
 from shim.observability import bind_request_secrets
-from shim.settings import Settings
 from shim.user_agents import client_label
 
 ACCESS_LOGGER: Final = "shim.access"
@@ -89,6 +89,7 @@ class RequestRecord:
     legacy: bool
     started: float
     max_version: tuple[int, int] = (2, 1)
+    target: LegacyTarget | None = None  # match_legacy's answer, computed once
     project_id: str | None = None
     user_id: str | None = None
     calls: list[UpstreamCall] = field(default_factory=list)
@@ -114,7 +115,20 @@ def route_of(method: str, path: str, *, passthrough: bool) -> tuple[str, bool]:
     other request is ``passthrough`` (with a Nova upstream), or ``discovery`` /
     ``not_found`` (standalone).
     """
-    target = match_legacy(method, path)
+    return _route_for(match_legacy(method, path), method, path, passthrough=passthrough)
+
+
+def legacy_target(request: web.Request) -> LegacyTarget | None:
+    """`match_legacy` for *request*, as `observe_middleware` matched it once."""
+    record: RequestRecord | None = request.get(OBSERVED)
+    if record is None:
+        return match_legacy(request.method, request.path)
+    return record.target
+
+
+def _route_for(
+    target: LegacyTarget | None, method: str, path: str, *, passthrough: bool
+) -> tuple[str, bool]:
     if target is not None:
         if target.action is None:
             return LEGACY_NOT_FOUND_ROUTE, True
@@ -138,11 +152,13 @@ def note_identity(request: web.Request, project_id: str | None, user_id: str | N
 @web.middleware
 async def observe_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     settings = request.app[SETTINGS]
-    route, legacy = route_of(
-        request.method, request.path, passthrough=settings.nova_url is not None
-    )
+    method, path = request.method, request.path
+    target = match_legacy(method, path)
+    route, legacy = _route_for(target, method, path, passthrough=settings.nova_url is not None)
     loop = asyncio.get_running_loop()
-    record = RequestRecord(route, legacy, loop.time(), _max_version(settings))
+    record = RequestRecord(
+        route, legacy, loop.time(), _max_version(settings.max_microversion), target
+    )
     request[OBSERVED] = record
     # Each request runs in its own task (aiohttp copies the context per request), so these
     # need no reset: they end with the task, and still apply to the access line.
@@ -259,9 +275,10 @@ def _response_version(headers: Mapping[str, str]) -> str | None:
     return None
 
 
-def _max_version(settings: Settings) -> tuple[int, int]:
+@functools.cache
+def _max_version(setting: str) -> tuple[int, int]:
     with contextlib.suppress(ValueError):
-        top = parse_max(settings.max_microversion)
+        top = parse_max(setting)
         return (top.major, top.minor)
     return (2, 1)
 

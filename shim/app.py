@@ -15,7 +15,7 @@ import aiohttp
 from aiohttp import hdrs, web
 from yarl import URL
 
-from shim.access import observe_middleware, on_prepare
+from shim.access import legacy_target, observe_middleware, on_prepare
 from shim.catalog import EndpointCache
 from shim.context import request_id_middleware, stamp_response
 from shim.deprecation import deprecation_headers
@@ -36,7 +36,6 @@ from shim.keys import (
     Runtime,
 )
 from shim.keystone import Keystone
-from shim.legacy.paths import match_legacy
 from shim.legacy.routes import serve_legacy
 from shim.legacy.views import glance_base_url
 from shim.limits import limits_middleware
@@ -115,7 +114,7 @@ async def expect_continue(request: web.Request) -> None:
 
 
 async def dispatch(request: web.Request) -> web.StreamResponse:
-    target = match_legacy(request.method, request.path)
+    target = legacy_target(request)
     if target is not None:
         return await serve_legacy(request, target)
     settings = request.app[SETTINGS]

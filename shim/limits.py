@@ -24,9 +24,9 @@ from typing import Final
 import structlog
 from aiohttp import web
 
+from shim.access import legacy_target
 from shim.faults import Handler, NovaFault, OverLimit
 from shim.keys import SETTINGS
-from shim.legacy.paths import match_legacy
 
 log = structlog.get_logger(__name__)
 
@@ -52,11 +52,7 @@ async def limits_middleware(request: web.Request, handler: Handler) -> web.Strea
         log.info("request_refused", reason="headers_too_large", size=size)
         raise NovaFault(HEADERS_TOO_LARGE, status=431)
     length = request.content_length
-    if (
-        length is not None
-        and length > settings.max_body
-        and match_legacy(request.method, request.path) is not None
-    ):
+    if length is not None and length > settings.max_body and legacy_target(request) is not None:
         log.info("request_refused", reason="body_too_large", size=length)
         raise OverLimit(BODY_TOO_LARGE)
     return await handler(request)

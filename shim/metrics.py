@@ -26,9 +26,9 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar, cast
 
 from aiohttp import web
 from prometheus_client import (
@@ -43,6 +43,7 @@ from prometheus_client import (
     values,
 )
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics import MetricWrapperBase
 
 from shim.keys import RUNTIME, Runtime
 
@@ -55,6 +56,8 @@ _VERSION_RE: Final = re.compile(r"([1-9]\d{0,8})\.(0|[1-9]\d{0,8})")
 # and slow passthrough calls reach tens of seconds.
 REQUEST_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 UPSTREAM_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+_Metric = TypeVar("_Metric", bound=MetricWrapperBase)
 
 _multiproc_dir: Path | None = None
 _metrics: ShimMetrics | None = None
@@ -70,6 +73,17 @@ class ShimMetrics:
     upstream_duration: Histogram
     token_cache: Counter
     legacy_clients: Counter
+    # Labelled children by (metric, label values). prometheus-client's own `labels()`
+    # checks and converts every value and takes a lock on each call; the label sets are
+    # bounded (module docstring), so each is looked up there once.
+    children: dict[tuple[int, tuple[str, ...]], MetricWrapperBase] = field(default_factory=dict)
+
+    def child(self, metric: _Metric, *labels: str) -> _Metric:
+        key = (id(metric), labels)
+        found = self.children.get(key)
+        if found is None:
+            found = self.children[key] = metric.labels(*labels)
+        return cast(_Metric, found)
 
 
 def _create() -> ShimMetrics:
@@ -191,21 +205,22 @@ def observe_request(
     """One answered request; *client* is set for legacy image routes only."""
     metrics = get()
     method = method_label(method)
-    metrics.requests.labels(route, method, str(status), microversion).inc()
-    metrics.request_duration.labels(route, method).observe(seconds)
+    metrics.child(metrics.requests, route, method, str(status), microversion).inc()
+    metrics.child(metrics.request_duration, route, method).observe(seconds)
     if client is not None:
-        metrics.legacy_clients.labels(client).inc()
+        metrics.child(metrics.legacy_clients, client).inc()
 
 
 def observe_upstream(upstream: str, operation: str, outcome: str, seconds: float) -> None:
     metrics = get()
-    metrics.upstream_requests.labels(upstream, operation, outcome).inc()
-    metrics.upstream_duration.labels(upstream, operation).observe(seconds)
+    metrics.child(metrics.upstream_requests, upstream, operation, outcome).inc()
+    metrics.child(metrics.upstream_duration, upstream, operation).observe(seconds)
 
 
 def token_cache(hit: bool) -> None:
     """Count one token-cache lookup (called by ``shim.keystone``)."""
-    get().token_cache.labels("hit" if hit else "miss").inc()
+    metrics = get()
+    metrics.child(metrics.token_cache, "hit" if hit else "miss").inc()
 
 
 def render(accept: str | None) -> tuple[bytes, str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from shim.headers import client_scheme_host
+from shim.headers import client_scheme_host, is_trusted
 from shim.keys import SETTINGS
 from shim.legacy.views import LinkContext, link_context
 from shim.settings import Settings
@@ -18,8 +18,11 @@ from shim.settings import Settings
 def public_base(request: web.Request, settings: Settings) -> str:
     if settings.public_url is not None:
         return str(settings.public_url).rstrip("/")
+    peer = request.remote
+    if not is_trusted(peer, settings.trusted_proxies):
+        return f"{request.scheme}://{request.host}"  # forwarded fields never count
     scheme, host = client_scheme_host(
-        request.remote,
+        peer,
         list(request.headers.items()),
         request.scheme,
         request.host,

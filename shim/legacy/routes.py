@@ -57,7 +57,8 @@ from shim.legacy.query import (
     to_glance_query,
     wants_next_link,
 )
-from shim.legacy.views import LinkContext, to_nova_image, to_nova_image_basic
+from shim.legacy.render import PageRenderer
+from shim.legacy.views import LinkContext
 
 log = structlog.get_logger(__name__)
 
@@ -126,8 +127,8 @@ def image_service(app: web.Application, identity: Identity) -> tuple[GlanceClien
 async def show_image(request: web.Request, call: LegacyCall) -> web.StreamResponse:
     image = await call.glance.show(call.caller, call.image_id)
     schema = await call.glance.schema(call.caller)
-    view = to_nova_image(image, _links(request, call), schema)
-    return json_response(orjson.dumps({"image": view}), call)
+    view = PageRenderer(_links(request, call), schema).render([image])
+    return json_response(b'{"image":' + view + b"}", call)
 
 
 async def delete_image(request: web.Request, call: LegacyCall) -> web.StreamResponse:
@@ -153,12 +154,7 @@ async def _list(request: web.Request, call: LegacyCall, *, detail: bool) -> web.
     schema = await call.glance.schema(call.caller) if detail else None
     walk = _PageWalk(call, query)
     first = await walk.first()
-
-    def render(images: list[dict[str, Any]]) -> bytes:
-        """A page's items as JSON without the brackets: one serialiser call per page."""
-        if schema is None:
-            return orjson.dumps([to_nova_image_basic(image, links) for image in images])[1:-1]
-        return orjson.dumps([to_nova_image(image, links, schema) for image in images])[1:-1]
+    render = PageRenderer(links, schema).render
 
     collection = "images/detail" if detail else "images"
     if not walk.more(first):

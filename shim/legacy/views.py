@@ -34,6 +34,7 @@ Nova's 500.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -150,6 +151,7 @@ class LinkContext:
         object.__setattr__(self, "server_bookmark", self.bookmark_base + "/servers/")
 
 
+@functools.lru_cache(maxsize=256)  # per request, from few distinct bases and projects
 def link_context(
     public_base: str, prefix: str, project_id: str | None, glance_base: str
 ) -> LinkContext:
