@@ -188,7 +188,12 @@ async def _stream(
     separator = b""
     last: list[dict[str, Any]] = []
     while True:
-        upcoming = asyncio.ensure_future(walk.next(page)) if walk.more(page) else None
+        upcoming = None
+        if walk.more(page):
+            upcoming = asyncio.ensure_future(walk.next(page))
+            # Let it send its request now: Glance then works on page N+1 while page N
+            # is rendered and written, instead of after.
+            await asyncio.sleep(0)
         items = walk.take(page)
         if items:
             await response.write(separator + render(items))
