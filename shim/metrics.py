@@ -24,6 +24,7 @@ It must not call Glance or any upstream: probes only read `Runtime`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import re
 from dataclasses import dataclass, field
@@ -181,6 +182,7 @@ def method_label(method: str) -> str:
     return method if method in METHODS else "other"
 
 
+@functools.lru_cache(maxsize=128)  # per request, from the few versions clients send
 def microversion_label(value: str | None, max_version: tuple[int, int]) -> str:
     """``2.N`` when *value* is a valid version within the range, ``invalid`` otherwise."""
     if not value:

@@ -13,6 +13,7 @@ compared case-insensitively.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Final
 
@@ -89,6 +90,7 @@ def first_product(user_agent: str | None) -> str | None:
     return match.group(0) if match else None
 
 
+@functools.lru_cache(maxsize=256)  # per request; a deployment sees a handful of agents
 def client_label(user_agent: str | None) -> str:
     """`KNOWN_CLIENTS` spelling of the first product token, else ``other``."""
     token = first_product(user_agent)

@@ -734,8 +734,8 @@ put_json_text(Buffer *buffer, PyObject *value)
     return status;
 }
 
-/* metadata: every attribute not in the hidden set, in the record's order; remembers the
- * two attributes that add Nova fields (borrowed references). */
+/* metadata: every attribute not in the hidden set, in the record's order; keeps the two
+ * attributes that add Nova fields (new references: callbacks run before they are used). */
 static int
 put_metadata(Buffer *buffer, PyObject *image, KeyKinds *kinds, PyObject **server,
              PyObject **disk_config)
@@ -767,10 +767,10 @@ put_metadata(Buffer *buffer, PyObject *image, KeyKinds *kinds, PyObject **server
         }
         CHECK(put_value(buffer, value));
         if (kind == KEY_SERVER) {
-            *server = value;
+            Py_XSETREF(*server, Py_NewRef(value));
         }
         else if (kind == KEY_DISK_CONFIG) {
-            *disk_config = value;
+            Py_XSETREF(*disk_config, Py_NewRef(value));
         }
     }
     return PUT(buffer, "}");
@@ -819,13 +819,10 @@ put_disk_config(Buffer *buffer, PyObject *value)
 
 /* views.to_nova_image, keys in its order. */
 static int
-put_detail(Buffer *buffer, PyObject *image, KeyKinds *kinds, const Prefixes *prefixes)
+put_detail_fields(Buffer *buffer, PyObject *image, KeyKinds *kinds, const Prefixes *prefixes,
+                  PyObject **server, PyObject **disk_config)
 {
-    if (!PyDict_CheckExact(image)) {
-        return RENDER_BAIL;
-    }
     PyObject *min_ram, *min_disk, *created, *updated, *status, *size;
-    PyObject *server = NULL, *disk_config = NULL;
     Py_ssize_t id_at, id_len;
     CHECK(put_id_and_name(buffer, image, &id_at, &id_len));
     CHECK(lookup(image, key_min_ram, &min_ram));
@@ -834,7 +831,7 @@ put_detail(Buffer *buffer, PyObject *image, KeyKinds *kinds, const Prefixes *pre
     CHECK(lookup(image, key_min_disk, &min_disk));
     CHECK(PUT(buffer, ",\"minDisk\":"));
     CHECK(put_min(buffer, min_disk));
-    CHECK(put_metadata(buffer, image, kinds, &server, &disk_config));
+    CHECK(put_metadata(buffer, image, kinds, server, disk_config));
     CHECK(lookup(image, key_created_at, &created));
     CHECK(PUT(buffer, ",\"created\":"));
     CHECK(put_time(buffer, created));
@@ -848,13 +845,26 @@ put_detail(Buffer *buffer, PyObject *image, KeyKinds *kinds, const Prefixes *pre
     CHECK(PUT(buffer, ",\"OS-EXT-IMG-SIZE:size\":"));
     CHECK(size == NULL || size == Py_None ? PUT(buffer, "0") : put_value(buffer, size));
     CHECK(put_image_links(buffer, prefixes, id_at, id_len));
-    if (server != NULL && server != Py_None) {
-        CHECK(put_server(buffer, server, prefixes));
+    if (*server != NULL && *server != Py_None) {
+        CHECK(put_server(buffer, *server, prefixes));
     }
-    if (disk_config != NULL && disk_config != Py_None) {
-        CHECK(put_disk_config(buffer, disk_config));
+    if (*disk_config != NULL && *disk_config != Py_None) {
+        CHECK(put_disk_config(buffer, *disk_config));
     }
     return PUT(buffer, "}");
+}
+
+static int
+put_detail(Buffer *buffer, PyObject *image, KeyKinds *kinds, const Prefixes *prefixes)
+{
+    if (!PyDict_CheckExact(image)) {
+        return RENDER_BAIL;
+    }
+    PyObject *server = NULL, *disk_config = NULL;
+    int status = put_detail_fields(buffer, image, kinds, prefixes, &server, &disk_config);
+    Py_XDECREF(server);
+    Py_XDECREF(disk_config);
+    return status;
 }
 
 /* views.to_nova_image_basic. */
