@@ -53,8 +53,7 @@ static PyObject *json_property = NULL; /* views._json_property */
 static PyObject *bool_from_string = NULL; /* views._bool_from_string */
 static PyObject *dumps = NULL; /* orjson.dumps */
 
-static PyObject *key_id, *key_name, *key_min_ram, *key_min_disk, *key_created_at,
-    *key_updated_at, *key_status, *key_size;
+static PyObject *key_id, *key_name; /* the basic view's two lookups */
 
 static const char HEX[] = "0123456789abcdef";
 
@@ -183,6 +182,9 @@ put_escaped(Buffer *buffer, const char *text, Py_ssize_t len)
 static int
 put_str_content(Buffer *buffer, PyObject *text)
 {
+    if (PyUnicode_IS_COMPACT_ASCII(text)) { /* its characters are its UTF-8 */
+        return put_escaped(buffer, (const char *)PyUnicode_DATA(text), PyUnicode_GET_LENGTH(text));
+    }
     Py_ssize_t len;
     const char *utf8 = PyUnicode_AsUTF8AndSize(text, &len);
     if (utf8 == NULL) {
@@ -414,28 +416,6 @@ put_href(Buffer *buffer, const Text *prefix, Py_ssize_t id_at, Py_ssize_t id_len
 }
 
 /* "id":..., then "name":...; id_at and id_len locate the escaped id in the buffer. */
-static int
-put_id_and_name(Buffer *buffer, PyObject *image, Py_ssize_t *id_at, Py_ssize_t *id_len)
-{
-    PyObject *id, *name;
-    CHECK(lookup(image, key_id, &id));
-    if (id == NULL || !PyUnicode_CheckExact(id)) {
-        return RENDER_BAIL;
-    }
-    CHECK(lookup(image, key_name, &name));
-    if (name != NULL && name != Py_None && !PyUnicode_CheckExact(name)) {
-        return RENDER_BAIL;
-    }
-    CHECK(PUT(buffer, "{\"id\":\""));
-    *id_at = buffer->len;
-    CHECK(put_str_content(buffer, id));
-    *id_len = buffer->len - *id_at;
-    CHECK(PUT(buffer, "\",\"name\":"));
-    if (name == NULL || name == Py_None) {
-        return PUT(buffer, "null");
-    }
-    return put_str(buffer, name);
-}
 
 static int
 put_image_links(Buffer *buffer, const Prefixes *prefixes, Py_ssize_t id_at, Py_ssize_t id_len)
@@ -458,6 +438,34 @@ enum {
     KEY_JSON, /* block_device_mapping, mappings: JSON text decoded (D3) */
     KEY_SERVER, /* instance_uuid */
     KEY_DISK_CONFIG, /* auto_disk_config */
+    KEY_NOT_HIDDEN_FIELD, /* a field below missing from the hidden set: views.py's case */
+    KEY_FIELD, /* KEY_FIELD + FIELD_*: the base attributes views.py reads by name */
+};
+
+enum {
+    FIELD_ID,
+    FIELD_NAME,
+    FIELD_MIN_RAM,
+    FIELD_MIN_DISK,
+    FIELD_CREATED_AT,
+    FIELD_UPDATED_AT,
+    FIELD_STATUS,
+    FIELD_SIZE,
+    FIELD_COUNT,
+};
+
+static const struct {
+    const char *name;
+    Py_ssize_t len;
+} FIELD_NAMES[FIELD_COUNT] = {
+    {"id", 2},
+    {"name", 4},
+    {"min_ram", 7},
+    {"min_disk", 8},
+    {"created_at", 10},
+    {"updated_at", 10},
+    {"status", 6},
+    {"size", 4},
 };
 
 /* Attribute kinds by key object, for one render() call. orjson hands out one str object
@@ -473,7 +481,8 @@ typedef struct {
     Py_ssize_t used;
     PyObject *keys[KEY_SLOTS];
     unsigned char kinds[KEY_SLOTS];
-} KeyKinds;
+    Buffer metadata; /* one record's metadata, written while its fields are collected */
+} PageState;
 
 static int
 classify_key(PyObject *hidden, PyObject *key)
@@ -481,6 +490,11 @@ classify_key(PyObject *hidden, PyObject *key)
     int is_hidden = PySet_Contains(hidden, key);
     if (is_hidden < 0) {
         return -1;
+    }
+    for (int field = 0; field < FIELD_COUNT; field++) {
+        if (is_ascii_key(key, FIELD_NAMES[field].name, FIELD_NAMES[field].len)) {
+            return is_hidden ? KEY_FIELD + field : KEY_NOT_HIDDEN_FIELD;
+        }
     }
     if (is_hidden) {
         return KEY_HIDDEN;
@@ -498,7 +512,7 @@ classify_key(PyObject *hidden, PyObject *key)
 }
 
 static int
-key_kind(KeyKinds *cache, PyObject *key)
+key_kind(PageState *cache, PyObject *key)
 {
     size_t slot = ((uintptr_t)key >> 4) & (KEY_SLOTS - 1);
     while (cache->keys[slot] != NULL) {
@@ -734,26 +748,35 @@ put_json_text(Buffer *buffer, PyObject *value)
     return status;
 }
 
-/* metadata: every attribute not in the hidden set, in the record's order; keeps the two
- * attributes that add Nova fields (new references: callbacks run before they are used). */
+/* One pass over a record: its metadata (every attribute not in the hidden set, in the
+ * record's order) written to state->metadata; the base fields views.py reads by name, the
+ * instance_uuid and auto_disk_config values collected in *fields* (new references, since
+ * callbacks run before they are used; the caller releases them). */
 static int
-put_metadata(Buffer *buffer, PyObject *image, KeyKinds *kinds, PyObject **server,
-             PyObject **disk_config)
+collect_record(PageState *state, PyObject *image, PyObject **fields)
 {
+    Buffer *buffer = &state->metadata;
     PyObject *key, *value;
     Py_ssize_t position = 0;
     int first = 1;
-    CHECK(PUT(buffer, ",\"metadata\":{"));
+    buffer->len = 0;
     while (PyDict_Next(image, &position, &key, &value)) {
         if (!PyUnicode_CheckExact(key)) {
             return RENDER_BAIL;
         }
-        int kind = key_kind(kinds, key);
+        int kind = key_kind(state, key);
         if (kind < 0) {
             return callback_failed();
         }
+        if (kind >= KEY_FIELD) {
+            Py_XSETREF(fields[kind - KEY_FIELD], Py_NewRef(value));
+            continue;
+        }
         if (kind == KEY_HIDDEN) {
             continue;
+        }
+        if (kind == KEY_NOT_HIDDEN_FIELD) {
+            return RENDER_BAIL;
         }
         if (!first) {
             CHECK(PUT(buffer, ","));
@@ -767,13 +790,13 @@ put_metadata(Buffer *buffer, PyObject *image, KeyKinds *kinds, PyObject **server
         }
         CHECK(put_value(buffer, value));
         if (kind == KEY_SERVER) {
-            Py_XSETREF(*server, Py_NewRef(value));
+            Py_XSETREF(fields[FIELD_COUNT], Py_NewRef(value));
         }
         else if (kind == KEY_DISK_CONFIG) {
-            Py_XSETREF(*disk_config, Py_NewRef(value));
+            Py_XSETREF(fields[FIELD_COUNT + 1], Py_NewRef(value));
         }
     }
-    return PUT(buffer, "}");
+    return RENDER_OK;
 }
 
 static int
@@ -817,66 +840,95 @@ put_disk_config(Buffer *buffer, PyObject *value)
     return PUT(buffer, ",\"OS-DCF:diskConfig\":\"MANUAL\"");
 }
 
-/* views.to_nova_image, keys in its order. */
+/* "id":..., then "name":...; id_at and id_len locate the escaped id in the buffer. */
 static int
-put_detail_fields(Buffer *buffer, PyObject *image, KeyKinds *kinds, const Prefixes *prefixes,
-                  PyObject **server, PyObject **disk_config)
+put_id_and_name_of(Buffer *buffer, PyObject *id, PyObject *name, Py_ssize_t *id_at,
+                   Py_ssize_t *id_len)
 {
-    PyObject *min_ram, *min_disk, *created, *updated, *status, *size;
+    if (id == NULL || !PyUnicode_CheckExact(id)) {
+        return RENDER_BAIL;
+    }
+    if (name != NULL && name != Py_None && !PyUnicode_CheckExact(name)) {
+        return RENDER_BAIL;
+    }
+    CHECK(PUT(buffer, "{\"id\":\""));
+    *id_at = buffer->len;
+    CHECK(put_str_content(buffer, id));
+    *id_len = buffer->len - *id_at;
+    CHECK(PUT(buffer, "\",\"name\":"));
+    if (name == NULL || name == Py_None) {
+        return PUT(buffer, "null");
+    }
+    return put_str(buffer, name);
+}
+
+/* views.to_nova_image, keys in its order, from the collected *fields*. */
+static int
+put_detail_fields(Buffer *buffer, PageState *state, PyObject *const *fields,
+                  const Prefixes *prefixes)
+{
+    PyObject *size = fields[FIELD_SIZE];
+    PyObject *server = fields[FIELD_COUNT];
+    PyObject *disk_config = fields[FIELD_COUNT + 1];
     Py_ssize_t id_at, id_len;
-    CHECK(put_id_and_name(buffer, image, &id_at, &id_len));
-    CHECK(lookup(image, key_min_ram, &min_ram));
+    CHECK(put_id_and_name_of(buffer, fields[FIELD_ID], fields[FIELD_NAME], &id_at, &id_len));
     CHECK(PUT(buffer, ",\"minRam\":"));
-    CHECK(put_min(buffer, min_ram));
-    CHECK(lookup(image, key_min_disk, &min_disk));
+    CHECK(put_min(buffer, fields[FIELD_MIN_RAM]));
     CHECK(PUT(buffer, ",\"minDisk\":"));
-    CHECK(put_min(buffer, min_disk));
-    CHECK(put_metadata(buffer, image, kinds, server, disk_config));
-    CHECK(lookup(image, key_created_at, &created));
-    CHECK(PUT(buffer, ",\"created\":"));
-    CHECK(put_time(buffer, created));
-    CHECK(lookup(image, key_updated_at, &updated));
+    CHECK(put_min(buffer, fields[FIELD_MIN_DISK]));
+    CHECK(PUT(buffer, ",\"metadata\":{"));
+    if (state->metadata.len > 0) { /* an empty scratch buffer may have no memory yet */
+        CHECK(put(buffer, state->metadata.data, state->metadata.len));
+    }
+    CHECK(PUT(buffer, "},\"created\":"));
+    CHECK(put_time(buffer, fields[FIELD_CREATED_AT]));
     CHECK(PUT(buffer, ",\"updated\":"));
-    CHECK(put_time(buffer, updated));
-    CHECK(lookup(image, key_status, &status));
+    CHECK(put_time(buffer, fields[FIELD_UPDATED_AT]));
     CHECK(PUT(buffer, ",\"status\":"));
-    CHECK(put_status(buffer, status));
-    CHECK(lookup(image, key_size, &size));
+    CHECK(put_status(buffer, fields[FIELD_STATUS]));
     CHECK(PUT(buffer, ",\"OS-EXT-IMG-SIZE:size\":"));
     CHECK(size == NULL || size == Py_None ? PUT(buffer, "0") : put_value(buffer, size));
     CHECK(put_image_links(buffer, prefixes, id_at, id_len));
-    if (*server != NULL && *server != Py_None) {
-        CHECK(put_server(buffer, *server, prefixes));
+    if (server != NULL && server != Py_None) {
+        CHECK(put_server(buffer, server, prefixes));
     }
-    if (*disk_config != NULL && *disk_config != Py_None) {
-        CHECK(put_disk_config(buffer, *disk_config));
+    if (disk_config != NULL && disk_config != Py_None) {
+        CHECK(put_disk_config(buffer, disk_config));
     }
     return PUT(buffer, "}");
 }
 
 static int
-put_detail(Buffer *buffer, PyObject *image, KeyKinds *kinds, const Prefixes *prefixes)
+put_detail(Buffer *buffer, PyObject *image, PageState *state, const Prefixes *prefixes)
 {
     if (!PyDict_CheckExact(image)) {
         return RENDER_BAIL;
     }
-    PyObject *server = NULL, *disk_config = NULL;
-    int status = put_detail_fields(buffer, image, kinds, prefixes, &server, &disk_config);
-    Py_XDECREF(server);
-    Py_XDECREF(disk_config);
+    /* The base fields, then instance_uuid and auto_disk_config. */
+    PyObject *fields[FIELD_COUNT + 2] = {NULL};
+    int status = collect_record(state, image, fields);
+    if (status == RENDER_OK) {
+        status = put_detail_fields(buffer, state, fields, prefixes);
+    }
+    for (int i = 0; i < FIELD_COUNT + 2; i++) {
+        Py_XDECREF(fields[i]);
+    }
     return status;
 }
 
 /* views.to_nova_image_basic. */
 static int
-put_basic(Buffer *buffer, PyObject *image, KeyKinds *kinds, const Prefixes *prefixes)
+put_basic(Buffer *buffer, PyObject *image, PageState *state, const Prefixes *prefixes)
 {
-    (void)kinds;
+    (void)state;
     if (!PyDict_CheckExact(image)) {
         return RENDER_BAIL;
     }
+    PyObject *id, *name;
     Py_ssize_t id_at, id_len;
-    CHECK(put_id_and_name(buffer, image, &id_at, &id_len));
+    CHECK(lookup(image, key_id, &id));
+    CHECK(lookup(image, key_name, &name));
+    CHECK(put_id_and_name_of(buffer, id, name, &id_at, &id_len));
     CHECK(put_image_links(buffer, prefixes, id_at, id_len));
     return PUT(buffer, "}");
 }
@@ -893,7 +945,7 @@ text_of(PyObject *bytes, Text *text)
     return 0;
 }
 
-typedef int (*PutImage)(Buffer *, PyObject *, KeyKinds *, const Prefixes *);
+typedef int (*PutImage)(Buffer *, PyObject *, PageState *, const Prefixes *);
 
 /* (images, hidden, prefix...) -> the images as JSON without brackets, or None. */
 static PyObject *
@@ -932,14 +984,14 @@ render(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t nprefixes, PutImage p
     if (items == NULL) {
         return NULL;
     }
-    KeyKinds *kinds = NULL;
+    PageState *state = NULL;
     if (hidden != Py_None) {
-        kinds = PyMem_Calloc(1, sizeof(KeyKinds));
-        if (kinds == NULL) {
+        state = PyMem_Calloc(1, sizeof(PageState));
+        if (state == NULL) {
             Py_DECREF(items);
             return PyErr_NoMemory();
         }
-        kinds->hidden = hidden;
+        state->hidden = hidden;
     }
     Buffer buffer = {NULL, 0, 0};
     int status = RENDER_OK;
@@ -949,11 +1001,14 @@ render(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t nprefixes, PutImage p
             status = PUT(&buffer, ",");
         }
         if (status == RENDER_OK) {
-            status = put_image(&buffer, PyTuple_GET_ITEM(items, i), kinds, &prefixes);
+            status = put_image(&buffer, PyTuple_GET_ITEM(items, i), state, &prefixes);
         }
     }
     Py_DECREF(items);
-    PyMem_Free(kinds);
+    if (state != NULL) {
+        PyMem_Free(state->metadata.data);
+    }
+    PyMem_Free(state);
     PyObject *result = NULL;
     if (status == RENDER_OK) {
         result = PyBytes_FromStringAndSize(buffer.data ? buffer.data : "", buffer.len);
@@ -1030,10 +1085,8 @@ intern_keys(void)
         PyObject **slot;
         const char *name;
     } keys[] = {
-        {&key_id, "id"},           {&key_name, "name"},
-        {&key_min_ram, "min_ram"}, {&key_min_disk, "min_disk"},
-        {&key_created_at, "created_at"}, {&key_updated_at, "updated_at"},
-        {&key_status, "status"},   {&key_size, "size"},
+        {&key_id, "id"},
+        {&key_name, "name"},
     };
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         *keys[i].slot = PyUnicode_InternFromString(keys[i].name);

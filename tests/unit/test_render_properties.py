@@ -9,12 +9,13 @@ not step aside, or it would buy nothing.
 from __future__ import annotations
 
 import json
+import os
 import random
 from typing import Any
 
 import orjson
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bench.catalogue import make_image
@@ -24,6 +25,11 @@ from shim.legacy.render import PageRenderer
 from shim.legacy.views import FALLBACK_SCHEMA, ImageSchema, link_context
 
 pytestmark = pytest.mark.hypothesis
+
+# test_render_sanitizers.py runs this module again under ASan, where everything is slower.
+settings.register_profile("sanitizers", deadline=None, suppress_health_check=list(HealthCheck))
+if os.environ.get("SHIM_RENDER_SANITIZERS"):
+    settings.load_profile("sanitizers")
 
 LINKS = link_context("http://shim:8774/compute", "v2.1", "4c6a1f", "http://glance:9292")
 ODD_LINKS = link_context('http://h"\\\x01é:8774', "v2", None, "http://g/\u2028")
