@@ -29,7 +29,9 @@
 
 enum { RENDER_OK = 0, RENDER_BAIL = 1, RENDER_FAIL = -1 };
 
+/* Output grows inside a bytes object, which becomes the result without a copy. */
 typedef struct {
+    PyObject *bytes; /* NULL until the first write */
     char *data;
     Py_ssize_t len;
     Py_ssize_t cap;
@@ -86,12 +88,16 @@ grow(Buffer *buffer, Py_ssize_t extra)
         }
         cap *= 2;
     }
-    char *data = PyMem_Realloc(buffer->data, (size_t)cap);
-    if (data == NULL) {
-        PyErr_NoMemory();
-        return RENDER_FAIL;
+    if (buffer->bytes == NULL) {
+        buffer->bytes = PyBytes_FromStringAndSize(NULL, cap);
+        if (buffer->bytes == NULL) {
+            return RENDER_FAIL;
+        }
     }
-    buffer->data = data;
+    else if (_PyBytes_Resize(&buffer->bytes, cap) < 0) {
+        return RENDER_FAIL; /* it has freed the old object and set MemoryError */
+    }
+    buffer->data = PyBytes_AS_STRING(buffer->bytes);
     buffer->cap = cap;
     return RENDER_OK;
 }
@@ -993,7 +999,7 @@ render(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t nprefixes, PutImage p
         }
         state->hidden = hidden;
     }
-    Buffer buffer = {NULL, 0, 0};
+    Buffer buffer = {NULL, NULL, 0, 0};
     int status = RENDER_OK;
     Py_ssize_t count = PyTuple_GET_SIZE(items);
     for (Py_ssize_t i = 0; i < count && status == RENDER_OK; i++) {
@@ -1006,17 +1012,23 @@ render(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t nprefixes, PutImage p
     }
     Py_DECREF(items);
     if (state != NULL) {
-        PyMem_Free(state->metadata.data);
+        Py_XDECREF(state->metadata.bytes);
     }
     PyMem_Free(state);
     PyObject *result = NULL;
-    if (status == RENDER_OK) {
-        result = PyBytes_FromStringAndSize(buffer.data ? buffer.data : "", buffer.len);
+    if (status == RENDER_OK && buffer.bytes == NULL) {
+        result = PyBytes_FromStringAndSize("", 0);
+    }
+    else if (status == RENDER_OK) {
+        if (_PyBytes_Resize(&buffer.bytes, buffer.len) == 0) {
+            result = buffer.bytes; /* the buffer's reference becomes the caller's */
+        }
+        buffer.bytes = NULL; /* returned, or freed by _PyBytes_Resize */
     }
     else if (status == RENDER_BAIL) {
         result = Py_NewRef(Py_None);
     }
-    PyMem_Free(buffer.data);
+    Py_XDECREF(buffer.bytes);
     return result;
 }
 

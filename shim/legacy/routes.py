@@ -160,11 +160,16 @@ async def _list(request: web.Request, call: LegacyCall, *, detail: bool) -> web.
     if not walk.more(first):
         items = walk.take(first)
         return json_response(
-            b'{"images":['
-            + render(items)
-            + b"]"
-            + _next_link(call, query, params, links, collection, items)
-            + b"}",
+            # One copy of the page: chained `+` would copy it once per piece.
+            b"".join(
+                (
+                    b'{"images":[',
+                    render(items),
+                    b"]",
+                    _next_link(call, query, params, links, collection, items),
+                    b"}",
+                )
+            ),
             call,
         )
     return await _stream(request, call, walk, first, render, params, links, collection)
@@ -196,7 +201,10 @@ async def _stream(
             await asyncio.sleep(0)
         items = walk.take(page)
         if items:
-            await response.write(separator + render(items))
+            chunk = render(items)
+            if separator:
+                await response.write(separator)  # a byte, rather than a copy of the page
+            await response.write(chunk)
             separator = b","
             last = items
         if upcoming is None:
