@@ -193,23 +193,22 @@ async def _stream(
     separator = b""
     last: list[dict[str, Any]] = []
     while True:
-        upcoming = None
-        if walk.more(page):
-            upcoming = asyncio.ensure_future(walk.next(page))
-            # Let it send its request now: Glance then works on page N+1 while page N
-            # is rendered and written, instead of after.
-            await asyncio.sleep(0)
-        items = walk.take(page)
-        if items:
-            chunk = render(items)
-            if separator:
-                await response.write(separator)  # a byte, rather than a copy of the page
-            await response.write(chunk)
-            separator = b","
-            last = items
-        if upcoming is None:
-            break
+        upcoming = asyncio.ensure_future(walk.next(page)) if walk.more(page) else None
         try:
+            if upcoming is not None:
+                # Let it send its request now: Glance then works on page N+1 while page N
+                # is rendered and written, instead of after.
+                await asyncio.sleep(0)
+            items = walk.take(page)
+            if items:
+                chunk = render(items)
+                if separator:
+                    await response.write(separator)  # a byte, rather than a copy of the page
+                await response.write(chunk)
+                separator = b","
+                last = items
+            if upcoming is None:
+                break
             page = await upcoming
         except (NovaFault, Unauthorized) as error:
             # Headers and part of the list are out: the only honest signal left is to
@@ -219,7 +218,8 @@ async def _stream(
                 request.transport.close()
             return response
         finally:
-            if not upcoming.done():
+            # However the page ends (client gone, fault, cancellation), no fetch outlives it.
+            if upcoming is not None and not upcoming.done():
                 upcoming.cancel()
     tail = _next_link(call, walk.query, params, links, collection, last, walk.returned)
     await response.write(b"]" + tail + b"}")

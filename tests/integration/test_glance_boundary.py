@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient, AiohttpServer
@@ -141,6 +142,30 @@ async def test_unpaged_list_streams_pages_and_aborts_if_glance_fails_midway(
     async with client.get("/v2.1/images/detail", headers={"X-Auth-Token": TOKEN}) as response:
         body = await response.json()
     assert [image["name"] for image in body["images"]] == [f"image-{i}" for i in range(5)]
+
+
+async def test_a_record_that_cannot_be_rendered_breaks_the_stream_or_is_a_502(
+    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient
+) -> None:
+    fake = RecordingUpstream()
+    client = await shim_over(fake, aiohttp_server, aiohttp_client)
+    broken = page(2, 2)
+    document = orjson.loads(broken.body)
+    document["images"][1]["created_at"] = "yesterday"  # views.py: BadUpstreamResponse
+    # On a later page the headers are out: the list must not end as if it were whole.
+    fake.on("/v2/images", page(0, 2), Reply.json(document))
+    async with client.get("/v2.1/images/detail", headers={"X-Auth-Token": TOKEN}) as response:
+        assert response.status == 200
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await response.read()
+    # On the only page, nothing is out yet: Nova's fault, as for any bad Glance answer.
+    del document["next"]
+    fake.on("/v2/images", Reply.json(document))
+    async with client.get("/v2.1/images/detail", headers={"X-Auth-Token": TOKEN}) as response:
+        assert response.status == 502
+        assert await response.json() == {
+            "computeFault": {"code": 502, "message": "Invalid response from the image service"}
+        }
 
 
 async def test_glance_5xx_is_retried_within_budget_then_503(
