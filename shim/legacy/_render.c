@@ -11,10 +11,10 @@
  * about what orjson.dumps of the Glance page would.
  *
  * It only takes the common road. Whenever a record holds anything views.py would treat in a
- * way this file does not spell out (a float, an unusual timestamp, a non-string id, a
- * status that is not a string, a callback that raises ...), the whole page is answered with
- * None and the caller renders it with views.py, which then produces the same answer or the
- * same fault it always does. Only MemoryError propagates.
+ * way this file does not spell out (an unusual timestamp, a non-string id, a min_ram that is
+ * not an integer, a status that is not a string, a callback that raises ...), the whole
+ * page is answered with None and the caller renders it with views.py, which then produces
+ * the same answer or the same fault it always does. Only MemoryError propagates.
  *
  * Three callables from Python fill in the rare parts, so they stay defined in one place:
  * views._json_property (block_device_mapping / mappings), views._bool_from_string

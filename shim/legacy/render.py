@@ -5,10 +5,10 @@ a list and three dicts for its links, and its metadata dict, then serialises the
 microseconds per image, more than parsing and serialising Glance's page costs (issue 6,
 BENCHMARKS.md). `shim.legacy._render`, a small C extension built with the package, writes
 the same bytes straight from the records orjson decoded. It takes only the common road:
-for a page holding anything unusual (a float, a non-string id, a timestamp that is not
-Glance's ``YYYY-MM-DDTHH:MM:SSZ`` ...) it answers ``None`` and the page goes through
-views.py, which gives its usual answer or fault. tests/unit/test_render_properties.py
-checks the two agree byte for byte.
+for a page holding anything unusual (a non-string id, a ``min_ram`` that is not an integer,
+a timestamp that is not Glance's ``YYYY-MM-DDTHH:MM:SSZ`` ...) it answers ``None`` and the
+page goes through views.py, which gives its usual answer or fault.
+tests/unit/test_render_properties.py checks the two agree byte for byte.
 
 Without a C compiler at install time the extension is absent and every page goes through
 views.py: slower, same bytes.
