@@ -296,6 +296,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.sleep(max(0.0, began + total / 2 - time.monotonic()))
         restart_at = time.monotonic()
         info, away = await asyncio.to_thread(restart_glance, info, paths)
+        running.info = info  # so that close() stops this Glance, not the one it replaced
         window = (restart_at, restart_at + away + REQUEST_TIMEOUT)
         await traffic
         elapsed = time.monotonic() - began
