@@ -90,33 +90,17 @@ ALWAYS_HIDDEN: Final = frozenset(
     }
 )
 
-# Glance 33 get_base_properties() (§5 table): the base attributes of its image schema.
-GLANCE_BASE_PROPERTIES: Final = frozenset(
+# Glance 33 get_base_properties() (§5 table): the base attributes of its image schema,
+# which include every attribute in ALWAYS_HIDDEN.
+GLANCE_BASE_PROPERTIES: Final = ALWAYS_HIDDEN | frozenset(
     {
-        "id",
-        "name",
-        "status",
-        "size",
-        "min_ram",
-        "min_disk",
-        "created_at",
-        "updated_at",
-        "visibility",
-        "protected",
         "os_hidden",
         "checksum",
         "os_hash_algo",
         "os_hash_value",
         "owner",
-        "virtual_size",
         "container_format",
         "disk_format",
-        "tags",
-        "direct_url",
-        "locations",
-        "self",
-        "file",
-        "schema",
         "stores",
     }
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
-from typing import Any
+from typing import Any, get_args
 
 import iso8601
 import orjson
@@ -13,6 +13,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from shim.faults import BadUpstreamResponse
+from shim.legacy.types import GlanceStatus, NovaStatus
 from shim.legacy.views import (
     ALWAYS_HIDDEN,
     FALLBACK_SCHEMA,
@@ -25,18 +26,8 @@ from shim.legacy.views import (
 
 pytestmark = pytest.mark.hypothesis
 
-NOVA_STATUSES = {"ACTIVE", "SAVING", "DELETED", "ERROR", "UNKNOWN"}
-GLANCE_STATUSES = [
-    "queued",
-    "saving",
-    "uploading",
-    "importing",
-    "active",
-    "deactivated",
-    "killed",
-    "deleted",
-    "pending_delete",
-]
+NOVA_STATUSES = set(get_args(NovaStatus))
+GLANCE_STATUSES = list(get_args(GlanceStatus))
 LINKS = link_context("http://shim:8774", "v2.1", "abc", "http://glance:9292")
 
 _JSON = st.recursive(
