@@ -21,10 +21,11 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
 from tests.stack.info import StackInfo
-from tests.stack.procs import StackError
+from tests.stack.procs import StackError, tail
 from tests.stack.rest import JsonObject, Response, expect, request
 
 PATCH_TYPE = "application/openstack-images-v2.1-json-patch"
+_TASK_DONE = frozenset({"success", "failure"})
 
 
 class GlanceApi:
@@ -53,6 +54,9 @@ class GlanceApi:
             data=data,
             content_type=content_type,
         )
+        if ok and resp.status >= 500 and resp.status not in ok:
+            # Glance's 500 body says nothing; its log says why (a locked sqlite, a store error).
+            raise StackError(f"expected {ok}: {resp.describe()}\n{tail(self.stack.logs['glance'])}")
         return expect(resp, *ok) if ok else resp
 
     def create(self, user: str, project: str | None = None, /, **fields: object) -> JsonObject:
@@ -80,7 +84,29 @@ class GlanceApi:
         self.call(
             user, "POST", f"/v2/images/{image_id}/import", 202, project=project, json_body=body
         )
-        return self.wait_status(user, image_id, "active", project=project)
+        image = self.wait_status(user, image_id, "active", project=project)
+        self.wait_tasks_done(user, image_id, project=project)
+        return image
+
+    def wait_tasks_done(
+        self, user: str, image_id: str, project: str | None = None, timeout: float = 30.0
+    ) -> None:
+        """Wait until every task on the image has finished writing.
+
+        Glance's import task sets the image active and then still writes its own status.
+        A request that writes sqlite in that gap fails with ``database is locked`` (500),
+        so the next seeding step must not start before the task says success or failure.
+        """
+        deadline = time.monotonic() + timeout
+        path = f"/v2/images/{image_id}/tasks"
+        while True:
+            tasks = self.call(user, "GET", path, 200, project=project).json()["tasks"]
+            pending = [task["status"] for task in tasks if task["status"] not in _TASK_DONE]
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                raise StackError(f"tasks of image {image_id} still {pending} after {timeout}s")
+            time.sleep(0.05)
 
     def wait_status(
         self,
