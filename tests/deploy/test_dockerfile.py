@@ -277,6 +277,11 @@ def test_install_steps_then_entry_point_serves_healthz_and_stops_on_sigterm(
     tmp_path: Path,
 ) -> None:
     _, (builder, runtime) = parse()
+    # No dependency may build from source (slow, and it needs headers the image lacks):
+    # the install takes wheels only, so a pin without a wheel fails the replay below.
+    installs = [c.value[0] for c in builder.of("RUN") if "pip --python" in c.value[0]]
+    assert installs, "the builder installs into the venv with the base pip"
+    assert all("--only-binary :all:" in script for script in installs)
     root = tmp_path / "root"
     base_path = f"{_base_python_bin(tmp_path)}:/usr/local/bin:/usr/bin:/bin"
 
@@ -388,4 +393,3 @@ def test_install_steps_then_entry_point_serves_healthz_and_stops_on_sigterm(
             proc.kill()
             proc.wait()
         log.close()
-    assert build_seconds < 240, f"the install steps took {build_seconds:.0f} s"
