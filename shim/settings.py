@@ -18,6 +18,7 @@ from typing import Final, Literal
 from yarl import URL
 
 from shim.deprecation import deprecation_headers
+from shim.legacy.microversion import parse_version
 
 DEFAULT_MAX_MICROVERSION: Final = "2.104"
 DEFAULT_MAX_LIMIT: Final = 1000
@@ -45,7 +46,6 @@ DEFAULT_CALLER_PROJECTS_MAX: Final = 1000
 AuthMode = Literal["passthrough", "keystone", "trusted-headers"]
 LogFormat = Literal["json", "console"]
 MicroversionCap = Literal["nova", "off"]
-_VERSION_RE: Final = re.compile(r"^([1-9]\d*)\.([1-9]\d*|0)$")
 
 
 class SettingsError(ValueError):
@@ -252,7 +252,8 @@ def _size(raw: str) -> int:
 
 
 def _check_version(name: str, value: str) -> None:
-    if not _VERSION_RE.match(value) or not value.startswith("2."):
+    version = parse_version(value)
+    if version is None or version.major != 2:
         raise SettingsError(f"{name}: expected a 2.N microversion, got {value!r}")
 
 
