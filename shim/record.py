@@ -25,6 +25,7 @@ class UpstreamCall:
     status: int | None
     outcome: str
     seconds: float
+    request_id: str | None = None  # the upstream's own x-openstack-request-id
 
 
 @dataclass(slots=True)
