@@ -56,7 +56,6 @@ NAMESPACE: Final = "nova_image_shim"
 METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 NO_VERSION: Final = "none"
 INVALID_VERSION: Final = "invalid"
-_RUNTIME: Final = web.AppKey("runtime", Runtime)
 UNKNOWN_PROJECT: Final = "unknown"
 OTHER_PROJECT: Final = "other"
 # Keystone project ids are 32 hex digits; other backends use short opaque ids. Anything
@@ -308,9 +307,12 @@ def create_metrics_app(runtime: Runtime) -> web.Application:
     """The metrics-port app. *runtime* is the API app's, shared so /readyz sees draining."""
     get().workers.set(1)  # also creates the metrics, so /metrics lists every family
     app = web.Application()
-    app[_RUNTIME] = runtime
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/healthz", healthz)
+
+    async def readyz(request: web.Request) -> web.Response:
+        return readiness(runtime)
+
     app.router.add_get("/readyz", readyz)
     return app
 
@@ -327,8 +329,7 @@ async def healthz(request: web.Request) -> web.Response:
     return web.Response(text="ok\n")
 
 
-async def readyz(request: web.Request) -> web.Response:
-    runtime = request.app[_RUNTIME]
+def readiness(runtime: Runtime) -> web.Response:
     if runtime.draining:
         return web.Response(status=503, text="draining\n")
     if not runtime.session_open:
