@@ -54,6 +54,7 @@ from shim.headers import (
     via_value,
 )
 from shim.settings import Settings
+from shim.tls import log_tls_failure, tls_failure
 
 log = structlog.get_logger(__name__)
 
@@ -70,6 +71,7 @@ MSG_CONNECT: Final = "The compute service is unavailable: could not connect to i
 MSG_CONNECT_TIMEOUT: Final = "The compute service did not accept a connection in time."
 MSG_READ_TIMEOUT: Final = "The compute service did not respond in time."
 MSG_BROKEN: Final = "The compute service closed the connection without a valid response."
+MSG_TLS: Final = "The compute service is unavailable: its TLS connection could not be set up."
 MSG_BUSY: Final = "Too many requests are waiting for the compute service; retry later."
 MSG_BAD_HEADER: Final = "Invalid request header: names and values must be UTF-8."
 MSG_BAD_METHOD: Final = "The CONNECT method is not supported."
@@ -251,6 +253,9 @@ async def proxy(
                 )
             )
         except (aiohttp.ClientError, TimeoutError) as exc:
+            if (reason := tls_failure(exc)) is not None:
+                log_tls_failure("nova", target, reason)
+                raise BadGateway(MSG_TLS) from None
             fault = _request_fault(exc, wait, settings)
             log.warning(
                 "passthrough_failed",

@@ -31,6 +31,7 @@ import contextlib
 import gc
 import logging
 import signal
+import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -49,6 +50,7 @@ from shim.keys import RUNTIME, Runtime
 from shim.legacy.render import ACCELERATED
 from shim.metrics import create_metrics_app
 from shim.settings import Settings
+from shim.tls import ListenerCertificate
 
 log = structlog.get_logger(__name__)
 
@@ -252,7 +254,12 @@ async def start(
     try:
         listen = settings.listen
         site = web.TCPSite(
-            api, listen.host, listen.port, reuse_port=reuse_port or None, backlog=BACKLOG
+            api,
+            listen.host,
+            listen.port,
+            reuse_port=reuse_port or None,
+            backlog=BACKLOG,
+            ssl_context=listener_tls(settings),
         )
         await site.start()
         if settings.metrics_listen is not None:
@@ -273,6 +280,14 @@ async def start(
         await api.cleanup()
         raise
     return Running(runtime, api, metrics_runner, settings.shutdown_timeout)
+
+
+def listener_tls(settings: Settings) -> ssl.SSLContext | None:
+    """HTTPS on the API port when ``SHIM_TLS_CERT`` is set (never on the metrics port:
+    probes and scrapers stay plain HTTP)."""
+    if settings.tls_cert is None:
+        return None
+    return ListenerCertificate(settings.tls_cert, settings.tls_key).context
 
 
 def settle_heap() -> None:
@@ -301,6 +316,7 @@ async def serve(settings: Settings, *, reuse_port: bool = False) -> None:
         log.info(
             "listening",
             api=running.api_port,
+            scheme="https" if settings.tls_cert else "http",
             metrics=running.metrics_port,
             header_read_timeout=settings.header_read_timeout,
             renderer="c" if ACCELERATED else "python",
