@@ -3,7 +3,7 @@
 Nova builds each link from the request it receives (``request.application_url``): the
 ``Host`` header and the scheme it was reached with, or, with ``[oslo_middleware]
 enable_proxy_headers_parsing = True``, the ``X-Forwarded-Proto/-Host`` or ``Forwarded``
-values the shim sent (docs/nova.md, Links; nova/api/openstack/common.py and
+values the shim sent (docs/nova.md §4.7; nova/api/openstack/common.py and
 oslo_middleware/http_proxy_to_wsgi.py). Either way a link names a host the client should
 not follow to. `NovaLinks` turns such a link into one under the shim's public base:
 
