@@ -40,6 +40,7 @@ DEFAULT_MAX_BODY: Final = 1024 * 1024
 # Below aiohttp's own parser limits (8190 bytes a line), so the shim answers a Nova fault.
 DEFAULT_MAX_URL: Final = 8000
 DEFAULT_MAX_HEADER_BYTES: Final = 32 * 1024
+DEFAULT_CALLER_PROJECTS_MAX: Final = 1000
 
 AuthMode = Literal["passthrough", "keystone", "trusted-headers"]
 LogFormat = Literal["json", "console"]
@@ -118,6 +119,7 @@ class Settings:
     deprecation: str | None = None
     sunset: str | None = None
     deprecation_link: str | None = None
+    caller_projects_max: int = DEFAULT_CALLER_PROJECTS_MAX
 
     def __post_init__(self) -> None:
         _check_version("SHIM_MAX_MICROVERSION", self.max_microversion)
@@ -128,6 +130,7 @@ class Settings:
         _check_range("SHIM_POOL_SIZE", self.pool_size, 1, 100_000)
         _check_range("SHIM_MAX_URL", self.max_url, 64, DEFAULT_MAX_URL)
         _check_range("SHIM_MAX_HEADER_BYTES", self.max_header_bytes, 1024, 1024 * 1024)
+        _check_range("SHIM_CALLER_PROJECTS_MAX", self.caller_projects_max, 0, 100_000)
         if self.metadata_items < -1:
             raise SettingsError("SHIM_METADATA_ITEMS must be -1 (unlimited) or >= 0")
         for name, value in (
@@ -334,4 +337,5 @@ _SPECS: Final[tuple[_Spec, ...]] = (
     _Spec("SHIM_DEPRECATION", "deprecation", str, "Deprecation header value (RFC 9745)"),
     _Spec("SHIM_SUNSET", "sunset", str, "Sunset header value (RFC 8594)"),
     _Spec("SHIM_DEPRECATION_LINK", "deprecation_link", str, "Link rel=deprecation target"),
+    _Spec("SHIM_CALLER_PROJECTS_MAX", "caller_projects_max", int, "projects in caller series"),
 )
