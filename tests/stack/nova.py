@@ -5,7 +5,7 @@ through our own entry module (``nova_wsgi.py``), with keystonemiddleware against
 stack's Keystone and ``[glance] api_servers`` at the stack's Glance. Link settings stay
 at Nova's defaults (no ``compute_link_prefix``; proxy headers ignored) unless a second
 Nova is asked for with ``proxy_headers=True`` (``[oslo_middleware]
-enable_proxy_headers_parsing``). docs/stack.md, "Nova", explains the choices.
+enable_proxy_headers_parsing``). docs/stack.md §6 explains the choices.
 
 Owns Nova's run directory layout, its config text and the database templates' commands.
 It must not start servers (see `realstack`) nor provision Keystone (see `identity`).
