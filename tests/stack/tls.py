@@ -7,7 +7,8 @@ a test asks for (another host name, already expired, from a CA nobody trusts).
 `start_https` serves the running stack's Keystone and Glance over HTTPS as well: a second
 gunicorn for each, on the same configuration, database and keys as the plain one, with the
 test CA's server certificate, and for Glance a client certificate demanded (mutual TLS),
-as a cloud that authenticates its services would. Tokens issued by either Keystone are
+as a cloud that authenticates its services would; that Glance also listens on ``[::1]``
+(the IPv6 tests). Tokens issued by either Keystone are
 valid at both (one Fernet key repository). It adds two gunicorn start-ups (a few seconds)
 to the run, once per session; nothing here changes the plain stack.
 """
@@ -15,6 +16,7 @@ to the run, once per session; nothing here changes the plain stack.
 from __future__ import annotations
 
 import datetime
+import socket
 import ssl
 import subprocess
 import time
@@ -91,6 +93,7 @@ class HttpsStack:
 
     keystone_url: str
     glance_url: str
+    glance_url_v6: str  # the same Glance on [::1]
     procs: list[subprocess.Popen[bytes]]
 
     def close(self) -> None:
@@ -107,6 +110,7 @@ def start_https(info: StackInfo, pki: Pki, paths: StackPaths | None = None) -> H
     tls = [f"--certfile={pki.server.cert}", f"--keyfile={pki.server.key}"]
     mutual = ["--cert-reqs=2", f"--ca-certs={pki.ca_file}"]
     procs: list[subprocess.Popen[bytes]] = []
+    port_v6 = free_port_v6()
     try:
         urls = []
         for name, dirs, bin_dir, app, env, extra, probe in (
@@ -132,6 +136,8 @@ def start_https(info: StackInfo, pki: Pki, paths: StackPaths | None = None) -> H
             port = free_port(HOST)
             pid_file = dirs.base / "gunicorn_https.pid"
             cmd = [*_gunicorn(bin_dir, port, pid_file, app, info.run_dir), *extra]
+            if name == "glance":
+                cmd.append(f"--bind=[::1]:{port_v6}")
             log = dirs.base / "log" / "gunicorn-https.log"
             procs.append(spawn(cmd, log, env=_server_env(env)))
             url = f"https://{HOST}:{port}"
@@ -142,7 +148,13 @@ def start_https(info: StackInfo, pki: Pki, paths: StackPaths | None = None) -> H
             stop_group(proc.pid)
             proc.wait(timeout=30)
         raise
-    return HttpsStack(urls[0], urls[1], procs)
+    return HttpsStack(urls[0], urls[1], f"https://[::1]:{port_v6}", procs)
+
+
+def free_port_v6() -> int:
+    with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
+        sock.bind(("::1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _wait_https(name: str, url: str, proc: subprocess.Popen[bytes], log: Path, pki: Pki) -> None:
