@@ -75,7 +75,8 @@ async def test_sdk_reads_and_writes_metadata_over_https(
                 conn.close()
 
         result = await asyncio.to_thread(run)
-    assert result["listed"] == catalogue.listings["alice"]
+    # The scratch image is alice's newest: first in Glance's default order.
+    assert result["listed"] == [image["id"], *catalogue.listings["alice"]]
     assert (result["one"].name, result["one"].metadata["image_type"]) == (
         "snapshot-of-vm",
         "snapshot",
