@@ -16,7 +16,7 @@ import orjson
 import structlog
 from aiohttp import web
 
-from shim.auth import Identity
+from shim.auth import Identity, forget_rejected
 from shim.faults import (
     BadRequest,
     NovaFault,
@@ -167,6 +167,8 @@ async def _stream(
             # Headers and part of the list are out: the only honest signal left is to
             # break the connection, so the client cannot take a truncated list as whole.
             log.warning("stream_aborted", reason=type(error).__name__, images=walk.returned)
+            if isinstance(error, Unauthorized):
+                forget_rejected(request.app, call.caller.token)
             if request.transport is not None:
                 request.transport.close()
             return response

@@ -21,8 +21,8 @@ from typing import Final
 
 from aiohttp import web
 
-from shim.auth import authenticate
-from shim.faults import ItemNotFound
+from shim.auth import authenticate, forget_rejected
+from shim.faults import ItemNotFound, Unauthorized
 from shim.glance import Caller
 from shim.keys import MAX_VERSION, OBSERVED, REQUEST_ID, RESPONSE_HEADERS, SETTINGS
 from shim.legacy import metadata, routes
@@ -110,4 +110,8 @@ async def serve_legacy(request: web.Request, target: LegacyTarget) -> web.Stream
         glance_link_base=glance_link_base,
         content_type=negotiate(request.headers.get("Accept")),
     )
-    return await route.handler(request, call)
+    try:
+        return await route.handler(request, call)
+    except Unauthorized:
+        forget_rejected(request.app, identity.token)
+        raise
