@@ -30,7 +30,10 @@ class StackInfo:
     project_ids: dict[str, str]  # "demo-a", "demo-b", "service", "admin" -> id
     user_ids: dict[str, str]  # "alice", "bob", "carol", "dave", "glance", "admin" -> id
     run_dir: Path
-    glance_db: Path  # Glance's sqlite database (seed.py writes statuses it cannot produce)
+    db_port: int  # the stack's PostgreSQL on 127.0.0.1
+    db_pid: int  # its postmaster, leader of its process group
+    db_dir: Path  # its data directory (the postmaster's working directory)
+    glance_db_url: str  # libpq URL of Glance's database (seed.py writes what the API cannot)
     glance_data_dir: Path  # fs store: one file per image with data
     glance_staging_dir: Path
     keystone_db: Path

@@ -1,8 +1,10 @@
-"""Install the pinned Glance and Keystone virtualenvs and their pre-synced sqlite templates.
+"""Install the pinned Glance and Keystone virtualenvs, PostgreSQL, and pre-synced templates.
 
 Idempotent: a virtualenv whose marker matches the pins, the constraints file and the
-interpreter is reused; anything else is rebuilt from scratch. Failures raise `StackError`
-with the pip log tail. It must not start servers.
+interpreter is reused; anything else is rebuilt from scratch. Debian's PostgreSQL server is
+installed with apt-get where it is missing (as root, as on CI). Failures raise `StackError`
+with the log tail. It must not leave servers running: the database server it starts to
+sync the schemas into the template cluster is stopped before it returns.
 """
 
 from __future__ import annotations
@@ -16,13 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from tests.stack import identity
+from tests.stack import identity, postgres
 from tests.stack.configs import GlanceDirs, KeystoneDirs
 from tests.stack.layout import Component, StackPaths
 from tests.stack.procs import StackError, file_lock, run_logged
 
 # Bump when the templates' content changes, so that existing caches rebuild them.
-TEMPLATE_LAYOUT: Final = 2
+TEMPLATE_LAYOUT: Final = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,11 +38,12 @@ class InstallReport:
 
 
 def ensure_installed(paths: StackPaths) -> InstallReport:
-    """Make both virtualenvs and the sqlite templates current; safe to call concurrently."""
+    """Make the server, both virtualenvs and the templates current; safe to call concurrently."""
     start = time.monotonic()
     if not paths.python.exists():
         raise StackError(f"interpreter for the stack venvs not found: {paths.python}")
     with file_lock(paths.cache / "install.lock"):
+        postgres.ensure_server(paths.logs / "postgres-install.log")
         components = (paths.glance, paths.keystone)
         stale = [c for c in components if not _is_current(c, paths.python)]
         with ThreadPoolExecutor(max_workers=2) as pool:
@@ -80,10 +83,15 @@ def _install(component: Component, paths: StackPaths) -> None:
 
 def _ensure_templates(paths: StackPaths) -> None:
     """Synced schemas and Keystone's key repositories, made once per install and copied
-    into each fresh run (db_sync and key setup cost seconds per ``*-manage`` call)."""
+    into each fresh run (db_sync and key setup cost seconds per ``*-manage`` call).
+
+    Glance's schema is synced into a PostgreSQL cluster that every run copies; Keystone
+    keeps sqlite (it writes little: Fernet tokens are not stored).
+    """
     fingerprint = json.dumps(
         [
             TEMPLATE_LAYOUT,
+            postgres.DATABASES,
             paths.glance.fingerprint(paths.python),
             paths.keystone.fingerprint(paths.python),
         ]
@@ -97,10 +105,18 @@ def _ensure_templates(paths: StackPaths) -> None:
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text("")
     with tempfile.TemporaryDirectory(dir=paths.cache) as tmp:
-        glance = GlanceDirs(Path(tmp) / "glance")
-        glance.write(keystone_url="http://127.0.0.1:1", service_password="unused")
-        manage = paths.glance.bin / "glance-manage"
-        run_logged([manage, "--config-file", glance.conf, "db_sync"], log)
+        server = postgres.build_template(log)
+        try:
+            glance = GlanceDirs(Path(tmp) / "glance")
+            database = server.url("glance", "postgresql+psycopg2")
+            glance.write("http://127.0.0.1:1", "unused", database)
+            manage = paths.glance.bin / "glance-manage"
+            run_logged([manage, "--config-file", glance.conf, "db_sync"], log)
+            postgres.keep_template(server, paths.templates / "postgres")
+        except BaseException:
+            server.stop()
+            postgres.discard(server.data)
+            raise
         keystone = KeystoneDirs(Path(tmp) / "keystone")
         keystone.write()
         manage = paths.keystone.bin / "keystone-manage"
@@ -110,14 +126,11 @@ def _ensure_templates(paths: StackPaths) -> None:
         shutil.copytree(keystone.fernet_keys, template.fernet_keys)
         shutil.copytree(keystone.credential_keys, template.credential_keys)
         shutil.copyfile(keystone.db, template.db)
-        shutil.copyfile(glance.db, paths.templates / "glance.sqlite")
     marker.write_text(fingerprint)
 
 
-def copy_templates(paths: StackPaths, keystone: KeystoneDirs, glance: GlanceDirs) -> None:
+def copy_templates(paths: StackPaths, keystone: KeystoneDirs) -> None:
     template = KeystoneDirs(paths.templates / "keystone")
     shutil.copytree(template.fernet_keys, keystone.fernet_keys)
     shutil.copytree(template.credential_keys, keystone.credential_keys)
     shutil.copyfile(template.db, keystone.db)
-    glance.data.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(paths.templates / "glance.sqlite", glance.db)

@@ -1,15 +1,16 @@
 """Where the test stack lives on disk, and the versions it pins.
 
-Owns the cache layout (virtualenvs, sqlite templates, the run directory and its state
+Owns the cache layout (virtualenvs, database templates, the run directory and its state
 file) and the single place that reads the stack's environment variables. It must not
 create, start or delete anything.
 
 Layout under ``$SHIM_STACK_CACHE`` (default ``~/.cache/nova-image-shim/stack``)::
 
     venvs/glance/    venvs/keystone/      one virtualenv per server, with a marker file
-    templates/       glance.sqlite, keystone/ (db, fernet and credential keys): made once
+    templates/       postgres/ (a PostgreSQL cluster holding Glance's synced schema),
+                     keystone/ (sqlite db, fernet and credential keys): made once
     logs/            pip logs of the last install
-    run/             the running stack: keystone/, glance/, state.json
+    run/             the running stack: keystone/, glance/, postgres/, state.json
 
 ``$SHIM_STACK_RUN_DIR`` moves the run directory elsewhere, so that two sessions on one
 machine can run separate stacks (seeding wipes Glance) while sharing the virtualenvs.
@@ -30,6 +31,9 @@ from typing import Final
 GLANCE_VERSION: Final = "33.0.0"
 KEYSTONE_VERSION: Final = "30.0.0"
 GUNICORN_VERSION: Final = "27.0.1"
+# Glance's database driver (SQLAlchemy's postgresql+psycopg2), as production clouds use.
+PSYCOPG2_VERSION: Final = "2.9.13"
+PG_MAJOR: Final = 15
 HOST: Final = "127.0.0.1"
 REGION: Final = "RegionOne"
 
@@ -82,7 +86,11 @@ class StackPaths:
     def glance(self) -> Component:
         return Component(
             name="glance",
-            requirements=(f"glance=={GLANCE_VERSION}", f"gunicorn=={GUNICORN_VERSION}"),
+            requirements=(
+                f"glance=={GLANCE_VERSION}",
+                f"gunicorn=={GUNICORN_VERSION}",
+                f"psycopg2-binary=={PSYCOPG2_VERSION}",
+            ),
             constraints=_HERE / "constraints-glance.txt",
             venv=self.cache / "venvs" / "glance",
         )

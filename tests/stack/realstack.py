@@ -2,8 +2,9 @@
 
 `ensure_up` is the one entry point for both the CLI and the pytest fixtures: it installs
 the pinned virtualenvs if needed, reuses a running healthy stack named by the state file,
-or starts a fresh one (new run directory, free ports, Keystone provisioned through its
-API, Glance with keystonemiddleware against it). Every failure raises `StackError` with
+or starts a fresh one (new run directory, free ports, PostgreSQL from the template cluster,
+Keystone provisioned through its API, Glance on PostgreSQL with keystonemiddleware against
+Keystone). Every failure raises `StackError` with
 the relevant log tail; nothing is ever skipped. It must not seed images (see `seed`).
 """
 
@@ -13,10 +14,11 @@ import os
 import shutil
 import subprocess
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.stack import identity
+from tests.stack import identity, postgres
 from tests.stack.configs import GLANCE_TOKEN_CACHE_TIME, GlanceDirs, KeystoneDirs
 from tests.stack.info import StackInfo
 from tests.stack.install import copy_templates, ensure_installed
@@ -89,7 +91,9 @@ def load_state(paths: StackPaths | None = None) -> StackInfo | None:
         return StackInfo.from_json(paths.state_file.read_text())
     except FileNotFoundError:
         return None
-    except (ValueError, KeyError, TypeError) as exc:
+    except TypeError:
+        return None  # written by an older stack layout: `ensure_up` starts afresh
+    except (ValueError, KeyError) as exc:
         raise StackError(f"unreadable state file {paths.state_file}: {exc!r}") from exc
 
 
@@ -97,16 +101,19 @@ def healthy(info: StackInfo) -> bool:
     return (
         pid_runs_in(info.keystone_pid, info.run_dir)
         and pid_runs_in(info.glance_pid, info.run_dir)
+        and pid_runs_in(info.db_pid, info.db_dir)
         and http_ok(f"{info.keystone_url}/v3")
         and http_ok(f"{info.glance_url}/healthcheck")
     )
 
 
 def stop(info: StackInfo) -> None:
-    """Stop both servers (only pids still running in this stack's run dir)."""
+    """Stop the servers (only pids still running in this stack's run dir), then the database."""
     for pid in (info.glance_pid, info.keystone_pid):
         if pid_runs_in(pid, info.run_dir):
             stop_group(pid)
+    postgres.stop(info.db_pid, info.db_dir)
+    postgres.discard(info.db_dir)
     (info.run_dir / "state.json").unlink(missing_ok=True)
 
 
@@ -148,6 +155,7 @@ def _start(paths: StackPaths, timings: dict[str, float]) -> RunningStack:
     if paths.run.exists():
         for pid in group_leaders_in(paths.run):
             stop_group(pid)
+        postgres.stop_stale(paths.run)
         shutil.rmtree(paths.run)
     keystone = KeystoneDirs(paths.run / "keystone")
     glance = GlanceDirs(paths.run / "glance")
@@ -156,10 +164,16 @@ def _start(paths: StackPaths, timings: dict[str, float]) -> RunningStack:
         g_port = free_port(HOST)
     keystone_url, glance_url = f"http://{HOST}:{ks_port}", f"http://{HOST}:{g_port}"
     procs: list[subprocess.Popen[bytes]] = []
+    paths.run.mkdir(parents=True)
+    # PostgreSQL (a copy of the template cluster) starts while Keystone bootstraps.
+    pool = ThreadPoolExecutor(max_workers=1)
+    db_start = pool.submit(
+        postgres.start, paths.templates / "postgres", paths.run, paths.run / "postgres.log"
+    )
     try:
         mark = time.monotonic()
         keystone.write()
-        copy_templates(paths, keystone, glance)
+        copy_templates(paths, keystone)
         identity.bootstrap(paths, keystone, keystone_url)
         timings["keystone_bootstrap"] = time.monotonic() - mark
         cmd = _gunicorn(
@@ -176,8 +190,13 @@ def _start(paths: StackPaths, timings: dict[str, float]) -> RunningStack:
         mark = time.monotonic()
         ident = identity.provision(keystone_url, glance_url)
         timings["keystone_provision"] = time.monotonic() - mark
+        mark = time.monotonic()
+        db = db_start.result()
+        timings["postgres_wait"] = time.monotonic() - mark
 
-        glance.write(keystone_url, identity.password("glance"))
+        glance.write(
+            keystone_url, identity.password("glance"), db.url("glance", "postgresql+psycopg2")
+        )
         cmd = _gunicorn(
             paths.glance.bin, g_port, glance.pid_file, "glance.wsgi.api:application", paths.run
         )
@@ -195,7 +214,10 @@ def _start(paths: StackPaths, timings: dict[str, float]) -> RunningStack:
             project_ids=ident.project_ids,
             user_ids=ident.user_ids,
             run_dir=paths.run,
-            glance_db=glance.db,
+            db_port=db.port,
+            db_pid=db.pid,
+            db_dir=db.data,
+            glance_db_url=db.url("glance"),
             glance_data_dir=glance.images,
             glance_staging_dir=glance.staging,
             keystone_db=keystone.db,
@@ -204,6 +226,7 @@ def _start(paths: StackPaths, timings: dict[str, float]) -> RunningStack:
                 "glance-server": glance.server_log,
                 "keystone": keystone.app_log,
                 "keystone-server": keystone.server_log,
+                "postgres": paths.run / "postgres.log",
             },
             glance_token_cache_time=GLANCE_TOKEN_CACHE_TIME,
         )
@@ -214,8 +237,23 @@ def _start(paths: StackPaths, timings: dict[str, float]) -> RunningStack:
         for proc in procs:
             stop_group(proc.pid)
             proc.wait(timeout=30)
+        _discard(db_start)
         raise
+    finally:
+        pool.shutdown()
+    if db.proc is not None:
+        procs.append(db.proc)
     return RunningStack(info, started=True, timings=timings, procs=procs)
+
+
+def _discard(db_start: Future[postgres.Server]) -> None:
+    """Stop and remove the database server of a start that failed, once it is up."""
+    try:
+        db = db_start.result()
+    except Exception:  # its own failure is not the one being raised
+        return
+    db.stop()
+    postgres.discard(db.data)
 
 
 def _check_auth(info: StackInfo) -> None:
