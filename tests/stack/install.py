@@ -1,4 +1,4 @@
-"""Install the pinned Glance and Keystone virtualenvs, PostgreSQL, and pre-synced templates.
+"""Install the pinned Glance, Keystone and Nova virtualenvs, PostgreSQL, and pre-synced templates.
 
 Idempotent: a virtualenv whose marker matches the pins, the constraints file and the
 interpreter is reused; anything else is rebuilt from scratch. Debian's PostgreSQL server is
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from tests.stack import identity, postgres
+from tests.stack import identity, nova, postgres
 from tests.stack.configs import GlanceDirs, KeystoneDirs
 from tests.stack.layout import Component, StackPaths
 from tests.stack.procs import StackError, file_lock, run_logged
@@ -38,15 +38,15 @@ class InstallReport:
 
 
 def ensure_installed(paths: StackPaths) -> InstallReport:
-    """Make the server, both virtualenvs and the templates current; safe to call concurrently."""
+    """Make the database server, every virtualenv and the templates current; safe to call
+    concurrently."""
     start = time.monotonic()
     if not paths.python.exists():
         raise StackError(f"interpreter for the stack venvs not found: {paths.python}")
     with file_lock(paths.cache / "install.lock"):
         postgres.ensure_server(paths.logs / "postgres-install.log")
-        components = (paths.glance, paths.keystone)
-        stale = [c for c in components if not _is_current(c, paths.python)]
-        with ThreadPoolExecutor(max_workers=2) as pool:
+        stale = [c for c in paths.components if not _is_current(c, paths.python)]
+        with ThreadPoolExecutor(max_workers=len(paths.components)) as pool:
             for future in [pool.submit(_install, c, paths) for c in stale]:
                 future.result()
         _ensure_templates(paths)
@@ -85,15 +85,15 @@ def _ensure_templates(paths: StackPaths) -> None:
     """Synced schemas and Keystone's key repositories, made once per install and copied
     into each fresh run (db_sync and key setup cost seconds per ``*-manage`` call).
 
-    Glance's schema is synced into a PostgreSQL cluster that every run copies; Keystone
-    keeps sqlite (it writes little: Fernet tokens are not stored).
+    Glance's and Nova's schemas are synced into a PostgreSQL cluster that every run copies
+    (docs/stack.md §8); Keystone keeps sqlite (it writes little: Fernet tokens are not
+    stored).
     """
     fingerprint = json.dumps(
         [
             TEMPLATE_LAYOUT,
             postgres.DATABASES,
-            paths.glance.fingerprint(paths.python),
-            paths.keystone.fingerprint(paths.python),
+            *(c.fingerprint(paths.python) for c in paths.components),
         ]
     )
     marker = paths.templates / "fingerprint.json"
@@ -108,10 +108,11 @@ def _ensure_templates(paths: StackPaths) -> None:
         server = postgres.build_template(log)
         try:
             glance = GlanceDirs(Path(tmp) / "glance")
-            database = server.url("glance", "postgresql+psycopg2")
+            database = server.url("glance", postgres.SQLALCHEMY_DRIVER)
             glance.write("http://127.0.0.1:1", "unused", database)
             manage = paths.glance.bin / "glance-manage"
             run_logged([manage, "--config-file", glance.conf, "db_sync"], log)
+            nova.sync_databases(paths, nova.NovaDirs(Path(tmp) / "nova"), server.port, log)
             postgres.keep_template(server, paths.templates / "postgres")
         except BaseException:
             server.stop()

@@ -1,4 +1,4 @@
-"""PostgreSQL 15 from Debian as the stack's database server (docs/stack.md, "Database").
+"""PostgreSQL 15 from Debian as the stack's database server (docs/stack.md §8).
 
 Owns the server binaries and the unprivileged account the server runs as, the template
 cluster (roles, databases and schemas made once per install) and one server per stack run:
@@ -45,7 +45,9 @@ ADMIN_DATABASE: Final = "template1"  # the superuser's; initdb's "postgres" is d
 READY_TIMEOUT: Final = 60.0
 _PRIVATE_PREFIX: Final = "nova-image-shim-pg-"
 # One database per entry: name -> owning role. The owner runs the schema sync and seeding.
-DATABASES: Final = {"glance": "glance"}
+DATABASES: Final = {"glance": "glance", "nova_api": "nova", "nova": "nova"}
+# What Glance and Nova connect with (SQLAlchemy's dialect and driver).
+SQLALCHEMY_DRIVER: Final = "postgresql+psycopg2"
 # A throwaway cluster on loopback: durability buys nothing, speed does.
 SERVER_SETTINGS: Final = """
 listen_addresses = '127.0.0.1'
