@@ -93,6 +93,7 @@ def _ensure_templates(paths: StackPaths) -> None:
         [
             TEMPLATE_LAYOUT,
             postgres.DATABASES,
+            postgres.SERVER_SETTINGS,
             *(c.fingerprint(paths.python) for c in paths.components),
         ]
     )
