@@ -119,6 +119,7 @@ class Settings:
     deprecation: str | None = None
     sunset: str | None = None
     deprecation_link: str | None = None
+    require_upstreams: bool = False
     caller_projects_max: int = DEFAULT_CALLER_PROJECTS_MAX
 
     def __post_init__(self) -> None:
@@ -337,5 +338,11 @@ _SPECS: Final[tuple[_Spec, ...]] = (
     _Spec("SHIM_DEPRECATION", "deprecation", str, "Deprecation header value (RFC 9745)"),
     _Spec("SHIM_SUNSET", "sunset", str, "Sunset header value (RFC 8594)"),
     _Spec("SHIM_DEPRECATION_LINK", "deprecation_link", str, "Link rel=deprecation target"),
+    _Spec(
+        "SHIM_REQUIRE_UPSTREAMS",
+        "require_upstreams",
+        _bool,
+        "stop start-up when an upstream fails its start-up check",
+    ),
     _Spec("SHIM_CALLER_PROJECTS_MAX", "caller_projects_max", int, "projects in caller series"),
 )
