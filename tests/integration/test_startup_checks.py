@@ -69,12 +69,16 @@ async def test_the_right_upstreams_are_named_and_recognised(real_stack: StackInf
             "SHIM_GLANCE_URL": real_stack.glance_url,
             "SHIM_AUTH": "keystone",
             "SHIM_KEYSTONE_URL": real_stack.keystone_url,
+            "SHIM_NOVA_URL": real_stack.nova_url,
         },
         until_listening=True,
     )
     assert status == 0
     found = checks(events)
-    assert set(found) == {"SHIM_GLANCE_URL", "SHIM_KEYSTONE_URL"}
+    assert set(found) == {"SHIM_GLANCE_URL", "SHIM_KEYSTONE_URL", "SHIM_NOVA_URL"}
+    nova = found["SHIM_NOVA_URL"]
+    assert (nova["ok"], nova["url"]) == (True, f"{real_stack.nova_url}/")
+    assert nova["found"] == "the compute API (Nova), versions v2.1"
     glance, keystone = found["SHIM_GLANCE_URL"], found["SHIM_KEYSTONE_URL"]
     assert (glance["ok"], glance["level"]) == (True, "info")
     assert glance["url"] == f"{real_stack.glance_url}/versions"
