@@ -35,7 +35,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         # prometheus-client's own variable; the Helm chart points it at an emptyDir.
         metrics_dir = prepare_metrics_dir(
-            os.environ.get("PROMETHEUS_MULTIPROC_DIR"), settings.workers
+            os.environ.get("PROMETHEUS_MULTIPROC_DIR"),
+            settings.workers,
+            metrics_on=settings.metrics_listen is not None,
         )
     except OSError as exc:
         print(f"nova-image-shim: PROMETHEUS_MULTIPROC_DIR: {exc}", file=sys.stderr)
