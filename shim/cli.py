@@ -44,5 +44,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_SETTINGS
     if settings.workers == 1:
         log.info("starting", listen=str(settings.listen), workers=1)
-        return run_worker(settings, reuse_port=False)
+        return run_worker(settings)
     return supervise(settings, metrics_dir)

@@ -30,6 +30,7 @@ DEFAULT_RETRY_AFTER: Final = 5
 DEFAULT_GLANCE_MAX_BODY: Final = 32 * 1024 * 1024
 DEFAULT_METADATA_ITEMS: Final = 128
 DEFAULT_TOKEN_CACHE_TTL: Final = 300.0
+DEFAULT_KEYSTONE_TIMEOUT: Final = 10.0
 DEFAULT_TOKEN_CACHE_SIZE: Final = 10_000
 DEFAULT_POOL_SIZE: Final = 100
 DEFAULT_KEEPALIVE: Final = 10.0
@@ -40,6 +41,7 @@ DEFAULT_MAX_BODY: Final = 1024 * 1024
 # Below aiohttp's own parser limits (8190 bytes a line), so the shim answers a Nova fault.
 DEFAULT_MAX_URL: Final = 8000
 DEFAULT_MAX_HEADER_BYTES: Final = 32 * 1024
+DEFAULT_CALLER_PROJECTS_MAX: Final = 1000
 
 AuthMode = Literal["passthrough", "keystone", "trusted-headers"]
 LogFormat = Literal["json", "console"]
@@ -92,6 +94,7 @@ class Settings:
     catalog_interface: str = "public"
     catalog_region: str | None = None
     token_cache_ttl: float = DEFAULT_TOKEN_CACHE_TTL
+    keystone_timeout: float = DEFAULT_KEYSTONE_TIMEOUT
     token_cache_size: int = DEFAULT_TOKEN_CACHE_SIZE
     max_microversion: str = DEFAULT_MAX_MICROVERSION
     microversion_cap: MicroversionCap = "nova"
@@ -106,7 +109,6 @@ class Settings:
     pool_size: int = DEFAULT_POOL_SIZE
     keepalive_timeout: float = DEFAULT_KEEPALIVE
     nova_read_timeout: float = DEFAULT_NOVA_READ_TIMEOUT
-    rewrite_location: bool = False
     max_body: int = DEFAULT_MAX_BODY
     max_url: int = DEFAULT_MAX_URL
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
@@ -118,6 +120,7 @@ class Settings:
     deprecation: str | None = None
     sunset: str | None = None
     deprecation_link: str | None = None
+    caller_projects_max: int = DEFAULT_CALLER_PROJECTS_MAX
 
     def __post_init__(self) -> None:
         _check_version("SHIM_MAX_MICROVERSION", self.max_microversion)
@@ -128,12 +131,14 @@ class Settings:
         _check_range("SHIM_POOL_SIZE", self.pool_size, 1, 100_000)
         _check_range("SHIM_MAX_URL", self.max_url, 64, DEFAULT_MAX_URL)
         _check_range("SHIM_MAX_HEADER_BYTES", self.max_header_bytes, 1024, 1024 * 1024)
+        _check_range("SHIM_CALLER_PROJECTS_MAX", self.caller_projects_max, 0, 100_000)
         if self.metadata_items < -1:
             raise SettingsError("SHIM_METADATA_ITEMS must be -1 (unlimited) or >= 0")
         for name, value in (
             ("SHIM_GLANCE_TIMEOUT", self.glance_timeout),
             ("SHIM_CONNECT_TIMEOUT", self.connect_timeout),
             ("SHIM_TOKEN_CACHE_TTL", self.token_cache_ttl),
+            ("SHIM_KEYSTONE_TIMEOUT", self.keystone_timeout),
             ("SHIM_NOVA_READ_TIMEOUT", self.nova_read_timeout),
             ("SHIM_HEADER_READ_TIMEOUT", self.header_read_timeout),
         ):
@@ -299,6 +304,9 @@ _SPECS: Final[tuple[_Spec, ...]] = (
     _Spec("SHIM_CATALOG_REGION", "catalog_region", str, "catalogue region for Glance"),
     _Spec("SHIM_TOKEN_CACHE_TTL", "token_cache_ttl", _positive_float, "seconds a token is cached"),
     _Spec("SHIM_TOKEN_CACHE_SIZE", "token_cache_size", int, "tokens cached at most"),
+    _Spec(
+        "SHIM_KEYSTONE_TIMEOUT", "keystone_timeout", _positive_float, "seconds per Keystone call"
+    ),
     _Spec("SHIM_MAX_MICROVERSION", "max_microversion", str, "top of the accepted range"),
     _Spec("SHIM_MICROVERSION_CAP", "microversion_cap", _choice("nova", "off"), "nova or off"),
     _Spec("SHIM_MAX_LIMIT", "max_limit", int, "Nova's max_limit for next links"),
@@ -317,7 +325,6 @@ _SPECS: Final[tuple[_Spec, ...]] = (
         _positive_float,
         "idle seconds between passthrough chunks",
     ),
-    _Spec("SHIM_REWRITE_LOCATION", "rewrite_location", _bool, "rewrite upstream Location"),
     _Spec("SHIM_MAX_BODY", "max_body", _size, "largest request body on image routes"),
     _Spec("SHIM_MAX_URL", "max_url", int, "longest request path and query, bytes (414)"),
     _Spec("SHIM_MAX_HEADER_BYTES", "max_header_bytes", _size, "largest request header block (431)"),
@@ -334,4 +341,5 @@ _SPECS: Final[tuple[_Spec, ...]] = (
     _Spec("SHIM_DEPRECATION", "deprecation", str, "Deprecation header value (RFC 9745)"),
     _Spec("SHIM_SUNSET", "sunset", str, "Sunset header value (RFC 8594)"),
     _Spec("SHIM_DEPRECATION_LINK", "deprecation_link", str, "Link rel=deprecation target"),
+    _Spec("SHIM_CALLER_PROJECTS_MAX", "caller_projects_max", int, "projects in caller series"),
 )
