@@ -35,10 +35,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_SETTINGS
     configure_logging(settings)
     logging.captureWarnings(True)
+    if not settings.tls_verify:
+        log.warning(
+            "tls_verification_off",
+            detail="SHIM_TLS_VERIFY=false: upstream certificates and host names are not "
+            "checked; anyone on the path to Glance, Keystone or Nova can read tokens",
+        )
     try:
         # prometheus-client's own variable; the Helm chart points it at an emptyDir.
         metrics_dir = prepare_metrics_dir(
-            os.environ.get("PROMETHEUS_MULTIPROC_DIR"), settings.workers
+            os.environ.get("PROMETHEUS_MULTIPROC_DIR"),
+            settings.workers,
+            metrics_on=settings.metrics_listen is not None,
         )
     except OSError as exc:
         print(f"nova-image-shim: PROMETHEUS_MULTIPROC_DIR: {exc}", file=sys.stderr)
