@@ -14,6 +14,7 @@ stop start-up instead.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
@@ -23,6 +24,7 @@ import orjson
 import structlog
 from yarl import URL
 
+from shim.app import upstream_trust
 from shim.settings import Settings
 from shim.upstream import upstream_session
 
@@ -118,9 +120,13 @@ async def check_upstreams(settings: Settings) -> list[Finding]:
     wanted = probes(settings)
     if not wanted:
         return []
-    session = upstream_session(settings)
+    trust = upstream_trust(settings)  # the same trust the calls will use
+    contexts = {"image": trust.glance, "identity": trust.keystone, "compute": trust.nova}
+    session = upstream_session(settings, trust.glance)
     try:
-        findings = await asyncio.gather(*(_check(session, probe) for probe in wanted))
+        findings = await asyncio.gather(
+            *(_check(session, probe, contexts[probe.kind]) for probe in wanted)
+        )
     finally:
         await session.close()
     for finding in findings:
@@ -128,7 +134,7 @@ async def check_upstreams(settings: Settings) -> list[Finding]:
     return list(findings)
 
 
-async def _check(session: aiohttp.ClientSession, probe: Probe) -> Finding:
+async def _check(session: aiohttp.ClientSession, probe: Probe, tls: ssl.SSLContext) -> Finding:
     timeout = aiohttp.ClientTimeout(total=CHECK_TIMEOUT)
     try:
         async with session.get(
@@ -136,6 +142,7 @@ async def _check(session: aiohttp.ClientSession, probe: Probe) -> Finding:
             headers={"Accept": "application/json"},
             timeout=timeout,
             allow_redirects=False,
+            ssl=tls,
         ) as response:
             body = await response.content.read(MAX_DOCUMENT)
             status, content_type = response.status, response.content_type
