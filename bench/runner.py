@@ -302,6 +302,7 @@ class Run:
             self.nginx, 1, o.server_cpus, o.page_size, self.logs, o.shim_command, "shim-tls",
             tls=True,
         )  # fmt: skip
+        self.shim_loop = "n/a" if plain.na else event_loop_of(plain.pids())
         try:
             for rnd in range(o.rounds):
                 _say(f" round {rnd + 1}/{o.rounds} ({time.monotonic() - self.started:.0f} s)")
