@@ -46,7 +46,7 @@ from shim.access import ACCESS_LOGGER, AccessLogger
 from shim.app import create_app
 from shim.faults import FAULT_CONTENT_TYPE, UNEXPECTED_MESSAGE, NovaFault
 from shim.keys import RUNTIME, Runtime
-from shim.legacy.render import ACCELERATED
+from shim.legacy.render import select_renderer
 from shim.metrics import create_metrics_app
 from shim.settings import Settings
 
@@ -303,7 +303,7 @@ async def serve(settings: Settings, *, reuse_port: bool = False) -> None:
             api=running.api_port,
             metrics=running.metrics_port,
             header_read_timeout=settings.header_read_timeout,
-            renderer="c" if ACCELERATED else "python",
+            renderer=select_renderer(settings.renderer).name,
         )
         await stop.wait()
         await running.stop()
