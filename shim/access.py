@@ -41,7 +41,7 @@ from shim.faults import Handler
 from shim.keys import DEPRECATION_HEADERS, OBSERVED, SETTINGS
 from shim.legacy.microversion import LEGACY_HEADER, STANDARD_HEADER, parse_max
 from shim.legacy.paths import LegacyTarget, match_legacy
-from shim.observability import bind_request_secrets
+from shim.observability import bind_request_secrets, scrub
 from shim.user_agents import client_label
 
 ACCESS_LOGGER: Final = "shim.access"
@@ -92,6 +92,10 @@ class RequestRecord:
     target: LegacyTarget | None = None  # match_legacy's answer, computed once
     project_id: str | None = None
     user_id: str | None = None
+    # The caller's project for the legacy-caller series: the token's (keystone,
+    # trusted-headers) or the URL's (passthrough); None when unknown.
+    caller_project: str | None = None
+    caller_projects_max: int = 0
     calls: list[UpstreamCall] = field(default_factory=list)
     call_count: int = 0
     upstream_seconds: float = 0.0
@@ -147,6 +151,8 @@ def note_identity(request: web.Request, project_id: str | None, user_id: str | N
     if record is not None:
         record.project_id = project_id
         record.user_id = user_id
+        if project_id is not None:
+            record.caller_project = project_id
 
 
 @web.middleware
@@ -159,6 +165,10 @@ async def observe_middleware(request: web.Request, handler: Handler) -> web.Stre
     record = RequestRecord(
         route, legacy, loop.time(), _max_version(settings.max_microversion), target
     )
+    record.caller_projects_max = settings.caller_projects_max
+    if target is not None and settings.auth == "passthrough":
+        # Nobody vouches for the caller's project in this mode: the URL's is all there is.
+        record.caller_project = target.project_id
     request[OBSERVED] = record
     # Each request runs in its own task (aiohttp copies the context per request), so these
     # need no reset: they end with the task, and still apply to the access line.
@@ -219,8 +229,14 @@ def _emit(
         version = metrics.microversion_label(_response_version(headers), record.max_version)
     user_agent = request.headers.get("User-Agent")
     client = client_label(user_agent)
+    caller = None
+    if record is not None and legacy:
+        project = record.caller_project
+        if project is not None and scrub(project) != project:
+            project = None  # shaped like a credential, or this request's own token
+        caller = (project, record.caller_projects_max)
     metrics.observe_request(
-        route, request.method, status, version, seconds, client if legacy else None
+        route, request.method, status, version, seconds, client if legacy else None, caller
     )
     if record is not None:
         record.logged = True

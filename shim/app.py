@@ -1,7 +1,7 @@
 """create_app(settings): the API application — one catch-all route, middlewares, lifecycle.
 
 Routing is done by `dispatch`, not aiohttp's router: legacy image paths are matched after
-merging repeated slashes (SPEC §1) and must never get aiohttp's automatic HEAD or 405
+merging repeated slashes (docs/contract.md §1) and must never get aiohttp's automatic HEAD or 405
 handling; everything else goes to Nova untouched, or, with no Nova upstream, to the
 shim's own version documents.
 """
@@ -57,7 +57,7 @@ def create_app(settings: Settings) -> web.Application:
             limits_middleware,
         ],
         client_max_size=settings.max_body,
-        # Passthrough bodies must reach Nova byte for byte (PROXY_PITFALLS.md §4).
+        # Passthrough bodies must reach Nova byte for byte (docs/proxying.md §4).
         handler_args={"auto_decompress": False},
     )
     app[SETTINGS] = settings

@@ -1,10 +1,10 @@
-"""Who is calling: the three auth modes of SPEC §6 and Nova's project-id check.
+"""Who is calling: the three auth modes of docs/contract.md §6 and Nova's project-id check.
 
 =================  ===================================================================
 ``SHIM_AUTH``      what `authenticate` does
 =================  ===================================================================
 ``passthrough``    forwards the token; Glance decides. No token → 401 here, without
-                   calling Glance (SPEC §5). The URL project id is not checked.
+                   calling Glance (contract.md §5). The URL project id is not checked.
 ``keystone``       validates the token with Keystone (``GET /v3/auth/tokens``), through
                    `TokenCache`; invalid or expired → 401; Keystone unreachable, 5xx,
                    timed out or answering nonsense → 503 + Retry-After (never let

@@ -1,17 +1,17 @@
 """GlanceClient: typed Glance v2 calls over the app's one ClientSession.
 
 It owns the boundary: the caller's token and the shim's request id go out on every call,
-and every Glance status or transport failure comes back as a Nova fault (SPEC §5):
+and every Glance status or transport failure comes back as a Nova fault (docs/contract.md §5):
 
-- 400 → 400 with Glance's text; 401 → 401 with keystonemiddleware's body (D4);
+- 400 → 400 with Glance's text; 401 → 401 with keystonemiddleware's body (contract.md D4);
 - 403 → 403: a list keeps Glance's text, a delete says "You are not allowed to delete the
   image.", any other call "Not authorized for image <id>.";
 - 404 → 404 "Image not found." (a list answering 404 is malformed: 502);
-- 409 → 409 on delete and patch, 413 → 413 on patch (D4); elsewhere 502;
+- 409 → 409 on delete and patch, 413 → 413 on patch (contract.md D4); elsewhere 502;
 - 5xx, refused, timed out → GETs are retried with jittered backoff inside one deadline,
-  writes (DELETE, PATCH) are not retried by the shim; then 503 with Retry-After (D11);
+  writes (DELETE, PATCH) are not retried by the shim; then 503 with Retry-After (contract.md D11);
 - invalid JSON, the wrong shape, a body over SHIM_GLANCE_MAX_BODY → 502 "Invalid response
-  from the image service" (D13).
+  from the image service" (contract.md D13).
 
 "text" is what glanceclient would have said — ``HTTP <code> <reason>: <explanation>`` —
 HTML-escaped as Nova does. No message ever includes the token.
@@ -89,7 +89,7 @@ def explanation(answer: GlanceAnswer, secret: str | None = None) -> str:
     """glanceclient's rendering of a Glance error, HTML-escaped as Nova returns it.
 
     *secret* (the caller's token) is masked should Glance, or a proxy in front of it,
-    repeat it: no fault message ever carries a token (SPEC §5).
+    repeat it: no fault message ever carries a token (contract.md §5).
     """
     details = ""
     if "json" in answer.content_type:
@@ -287,7 +287,7 @@ class GlanceClient:
         content_type: str | None = None,
     ) -> GlanceAnswer:
         """One write, sent once: no retries of our own, and none of aiohttp's (a blind
-        retry could repeat a delete). A 5xx or a lost answer is a 503 (SPEC D11)."""
+        retry could repeat a delete). A 5xx or a lost answer is a 503 (contract.md D11)."""
         try:
             answer = await self._fetch(
                 method,

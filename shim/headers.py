@@ -46,7 +46,7 @@ HOP_BY_HOP: Final[frozenset[str]] = frozenset(
     }
 )
 # Not hop-by-hop, but never copied on a request: aiohttp derives Host from the target URL,
-# and the shim's server already answered `100 Continue` (PROXY_PITFALLS §1). Content-Length
+# and the shim's server already answered `100 Continue` (docs/proxying.md §1). Content-Length
 # is kept: with decompression off on both sides the body is the client's bytes, so the
 # length stays true and the upstream sees the same framing.
 REQUEST_ONLY_DROPPED: Final[frozenset[str]] = frozenset({"host", "expect"})

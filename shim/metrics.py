@@ -16,7 +16,9 @@ Labels are bounded: ``route`` is a template (`shim.access.route_of`), ``method``
 `METHODS` or ``other``, ``status`` an HTTP status code, ``microversion`` a valid version no
 higher than the configured maximum, else ``invalid`` (``none`` when absent), ``client`` one
 of `shim.user_agents.KNOWN_CLIENTS` or ``other``, ``upstream`` one of glance, keystone,
-nova.
+nova. ``project`` (legacy callers) is a project id seen by this worker, at most
+``SHIM_CALLER_PROJECTS_MAX`` of them, then ``other``; ``unknown`` when the caller's project is
+not known or does not look like a project id (`caller_project_label`).
 
 It must not call Glance or any upstream: probes only read `Runtime`.
 """
@@ -27,6 +29,7 @@ import asyncio
 import functools
 import os
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, TypeVar, cast
@@ -53,6 +56,11 @@ METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OP
 NO_VERSION: Final = "none"
 INVALID_VERSION: Final = "invalid"
 _VERSION_RE: Final = re.compile(r"([1-9]\d{0,8})\.(0|[1-9]\d{0,8})")
+UNKNOWN_PROJECT: Final = "unknown"
+OTHER_PROJECT: Final = "other"
+# Keystone project ids are 32 hex digits; other backends use short opaque ids. Anything
+# else (a name with spaces, a pasted token, a kilobyte of junk) is not a label value.
+_PROJECT_RE: Final = re.compile(r"[0-9A-Za-z_-]{1,64}")
 # Legacy calls are mostly Glance round trips (tens of ms); unpaged lists of big catalogues
 # and slow passthrough calls reach tens of seconds.
 REQUEST_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -74,6 +82,12 @@ class ShimMetrics:
     upstream_duration: Histogram
     token_cache: Counter
     legacy_clients: Counter
+    legacy_callers: Counter
+    legacy_last_seen: Gauge
+    workers: Gauge
+    worker_restarts: Counter
+    # Projects in this worker's caller series: bounded by SHIM_CALLER_PROJECTS_MAX.
+    caller_projects: set[str] = field(default_factory=set)
     # Labelled children by (metric, label values). prometheus-client's own `labels()`
     # checks and converts every value and takes a lock on each call; the label sets are
     # bounded (module docstring), so each is looked up there once.
@@ -149,6 +163,35 @@ def _create() -> ShimMetrics:
             namespace=NAMESPACE,
             registry=registry,
         ),
+        legacy_callers=Counter(
+            "legacy_callers",
+            "Requests to the legacy image routes by client label and caller project: who "
+            "still calls, so the shim can be switched off.",
+            ["client", "project"],
+            namespace=NAMESPACE,
+            registry=registry,
+        ),
+        legacy_last_seen=Gauge(
+            "legacy_caller_last_seen_timestamp_seconds",
+            "Unix time of the latest legacy image-route request by client label and project.",
+            ["client", "project"],
+            namespace=NAMESPACE,
+            registry=registry,
+            multiprocess_mode="max",
+        ),
+        workers=Gauge(
+            "workers",
+            "Worker processes serving now (1 per live worker).",
+            namespace=NAMESPACE,
+            registry=registry,
+            multiprocess_mode="livesum",
+        ),
+        worker_restarts=Counter(
+            "worker_restarts",
+            "Workers started by the master to replace one that died.",
+            namespace=NAMESPACE,
+            registry=registry,
+        ),
     )
 
 
@@ -196,6 +239,22 @@ def microversion_label(value: str | None, max_version: tuple[int, int]) -> str:
     return f"{version[0]}.{version[1]}"
 
 
+def caller_project_label(project: str | None, seen: set[str], limit: int) -> str:
+    """The ``project`` label of a legacy call: *project* itself while *seen* (the projects
+    already labelled in this worker) holds fewer than *limit*, then ``other``.
+
+    ``unknown`` when there is no project or it is not shaped like a project id.
+    """
+    if not project or _PROJECT_RE.fullmatch(project) is None:
+        return UNKNOWN_PROJECT
+    if project in seen:
+        return project
+    if len(seen) >= limit:
+        return OTHER_PROJECT
+    seen.add(project)
+    return project
+
+
 def observe_request(
     route: str,
     method: str,
@@ -203,14 +262,20 @@ def observe_request(
     microversion: str,
     seconds: float,
     client: str | None,
+    caller: tuple[str | None, int] | None = None,
 ) -> None:
-    """One answered request; *client* is set for legacy image routes only."""
+    """One answered request; *client* is set for legacy image routes only, and *caller*
+    (the caller's project, or None, and ``SHIM_CALLER_PROJECTS_MAX``) with it."""
     metrics = get()
     method = method_label(method)
     metrics.child(metrics.requests, route, method, str(status), microversion).inc()
     metrics.child(metrics.request_duration, route, method).observe(seconds)
     if client is not None:
         metrics.child(metrics.legacy_clients, client).inc()
+        project, limit = caller if caller is not None else (None, 0)
+        label = caller_project_label(project, metrics.caller_projects, limit)
+        metrics.child(metrics.legacy_callers, client, label).inc()
+        metrics.child(metrics.legacy_last_seen, client, label).set(time.time())
 
 
 def observe_upstream(upstream: str, operation: str, outcome: str, seconds: float) -> None:
@@ -223,6 +288,11 @@ def token_cache(hit: bool) -> None:
     """Count one token-cache lookup (called by ``shim.keystone``)."""
     metrics = get()
     metrics.child(metrics.token_cache, "hit" if hit else "miss").inc()
+
+
+def worker_replaced() -> None:
+    """Count this worker as a replacement (called in a worker the master respawned)."""
+    get().worker_restarts.inc()
 
 
 def render(accept: str | None) -> tuple[bytes, str]:
@@ -238,7 +308,7 @@ def render(accept: str | None) -> tuple[bytes, str]:
 
 def create_metrics_app(runtime: Runtime) -> web.Application:
     """The metrics-port app. *runtime* is the API app's, shared so /readyz sees draining."""
-    get()  # create the metrics now, so /metrics lists every family from the start
+    get().workers.set(1)  # also creates the metrics, so /metrics lists every family
     app = web.Application()
     app[RUNTIME] = runtime
     app.router.add_get("/metrics", metrics_handler)

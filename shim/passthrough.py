@@ -1,19 +1,19 @@
 """Streaming passthrough of every compute request the shim does not answer itself.
 
-Owns one handler, :func:`proxy`, in the shape PROXY_PITFALLS.md recommends: the target URL
+Owns one handler, :func:`proxy`, in the shape docs/proxying.md recommends: the target URL
 is built from the encoded path and query exactly as received (under the upstream's path
 prefix), both bodies stream in 64 KiB pieces without decoding, hop-by-hop fields are
 dropped both ways (``headers.py``), and the upstream answer is written from inside the
 client's ``async with`` so the connection is released on every path.
 
-Failures, as SPEC §6 and §5 ask:
+Failures, as docs/contract.md §6 and §5 ask:
 
 * before any byte of the answer was sent: refused or broken upstream → 502, connect or
   first-byte timeout → 504, no free pooled connection within ``connect_timeout`` → 503
   with ``Retry-After`` (needs :func:`pool_trace_config` on the session, else 504); all
   Nova fault JSON raised as :class:`~shim.faults.NovaFault` for the fault middleware;
 * after the answer began: the client connection is reset (:class:`UpstreamBroken` ends the
-  relay), so a truncated body can never look complete (PROXY_PITFALLS §12);
+  relay), so a truncated body can never look complete (proxying.md §12);
 * the client going away mid-answer is not an error: logged at info, upstream closed.
 
 It must not buffer a body, decode one, follow redirects, or keep cookies (the session is
@@ -58,7 +58,7 @@ from shim.settings import Settings
 log = structlog.get_logger(__name__)
 
 CHUNK_SIZE: Final = 64 * 1024
-# aiohttp adds these when absent (PROXY_PITFALLS §3); only the client's own may pass.
+# aiohttp adds these when absent (proxying.md §3); only the client's own may pass.
 SKIP_AUTO_HEADERS: Final = frozenset({"Accept", "Accept-Encoding", "Content-Type", "User-Agent"})
 # A dot-segment, literal or percent-encoded (RFC 3986 §3.3, §5.2.4). Legitimate clients
 # remove them before sending; passed on they could climb out of the upstream's path prefix
@@ -113,7 +113,7 @@ def pool_trace_config() -> aiohttp.TraceConfig:
     """Trace config that lets :func:`proxy` tell pool exhaustion (503) from a slow connect.
 
     aiohttp's ``connect`` timeout covers both the wait for a free slot and the TCP connect
-    (PROXY_PITFALLS §7); only the queue signals tell them apart. Pass it to the shared
+    (proxying.md §7); only the queue signals tell them apart. Pass it to the shared
     ``ClientSession(trace_configs=[...])``; other requests are unaffected.
     """
     config = aiohttp.TraceConfig()
@@ -126,7 +126,7 @@ def upstream_target(upstream: URL, request_url: URL) -> URL:
     """Upstream URL for *request_url*: its encoded path under the upstream's prefix.
 
     Built with ``encoded=True`` so ``%2F``, ``%28`` and ``+`` reach Nova untouched
-    (PROXY_PITFALLS §10). ``URL.join`` is not used: it would drop the prefix.
+    (proxying.md §10). ``URL.join`` is not used: it would drop the prefix.
     """
     return URL.build(
         scheme=upstream.scheme,
@@ -273,7 +273,7 @@ async def proxy(
             # path) on top; writing the end of the response then fails quietly.
             pass
         except ConnectionResetError:
-            # The client went away (PROXY_PITFALLS §12): leaving the `async with` closes the
+            # The client went away (proxying.md §12): leaving the `async with` closes the
             # half-read upstream connection instead of returning it to the pool.
             log.info("passthrough_client_gone", path=request.rel_url.path)
     return response

@@ -5,7 +5,7 @@ socket stops accepting, idle keep-alive connections close, in-flight requests ge
 ``SHIM_SHUTDOWN_TIMEOUT`` to finish (then they are cancelled), the upstream session closes,
 and only then does the metrics port go away. It returns normally (exit status 0).
 
-Server-side limits aiohttp 3.14 leaves to us (PROXY_PITFALLS §15):
+Server-side limits aiohttp 3.14 leaves to us (docs/proxying.md §15):
 
 * **Header-read timeout.** aiohttp bounds neither the time to send a request head nor a
   head trickled byte by byte. `BoundedHeadHandler` closes a connection whose request
@@ -55,7 +55,7 @@ log = structlog.get_logger(__name__)
 MAX_REQUEST_LINE: Final = 8192
 MAX_FIELD_SIZE: Final = 8190
 MAX_HEADERS: Final = 128
-# Above any load balancer's idle timeout, so the balancer closes first (PROXY_PITFALLS §9).
+# Above any load balancer's idle timeout, so the balancer closes first (proxying.md §9).
 KEEPALIVE_TIMEOUT: Final = 75.0
 BACKLOG: Final = 1024
 URI_TOO_LONG: Final = "Request-URI Too Long"
@@ -121,7 +121,7 @@ class BoundedHeadHandler(RequestHandler):
         message: str | None = None,
     ) -> web.StreamResponse:
         if isinstance(exc, ConnectionError):
-            # The client went away mid-answer (PROXY_PITFALLS §12): not a server error.
+            # The client went away mid-answer (proxying.md §12): not a server error.
             log.info("client_disconnected", path=request.path, error=type(exc).__name__)
             fault = NovaFault(UNEXPECTED_MESSAGE, status=500)
         elif status >= 500:  # an exception escaped the fault middleware (504: a timeout)
@@ -194,8 +194,8 @@ def api_runner(app: web.Application, settings: Settings) -> ShimRunner:
         max_line_size=MAX_REQUEST_LINE,
         max_field_size=MAX_FIELD_SIZE,
         max_headers=MAX_HEADERS,
-        # Passthrough bodies reach Nova byte for byte (PROXY_PITFALLS §4); a client that
-        # disconnects must not cancel a write half-way (PROXY_PITFALLS §12).
+        # Passthrough bodies reach Nova byte for byte (proxying.md §4); a client that
+        # disconnects must not cancel a write half-way (proxying.md §12).
         auto_decompress=False,
         handler_cancellation=False,
     )

@@ -77,6 +77,7 @@ DEFAULT_MAX_BODY: Final = 1024 * 1024
 # Below aiohttp's own parser limits (8190 bytes a line), so the shim answers a Nova fault.
 DEFAULT_MAX_URL: Final = 8000
 DEFAULT_MAX_HEADER_BYTES: Final = 32 * 1024
+DEFAULT_CALLER_PROJECTS_MAX: Final = 1000
 
 AuthMode = Literal["passthrough", "keystone", "trusted-headers"]
 LogFormat = Literal["json", "console"]
@@ -142,6 +143,7 @@ class Settings:
     deprecation: str | None = None
     sunset: str | None = None
     deprecation_link: str | None = None
+    caller_projects_max: int = DEFAULT_CALLER_PROJECTS_MAX
 
     def __post_init__(self) -> None:
         for spec in SPECS:
@@ -298,6 +300,7 @@ SPECS: Final[tuple[Spec, ...]] = (
     _spec("SHIM_DEPRECATION", _TEXT, "Deprecation header date (RFC 9745)"),
     _spec("SHIM_SUNSET", _TEXT, "Sunset header date (RFC 8594)"),
     _spec("SHIM_DEPRECATION_LINK", _TEXT, "Link rel=deprecation target"),
+    _spec("SHIM_CALLER_PROJECTS_MAX", Integer(0, 100_000), "projects in caller series"),
 )
 BY_ENV: Final = {spec.env: spec for spec in SPECS}
 _DEFAULTS: Final[dict[str, Any]] = {

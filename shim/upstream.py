@@ -5,13 +5,13 @@ Keystone, one for Nova passthrough streams (bodies of hundreds of MB, slow clien
 those can never starve the image routes of pooled connections. Both:
 
 - use a `DummyCookieJar` (a shared jar would replay one caller's cookies to the next,
-  PROXY_PITFALLS §11) and explicit pool, keep-alive and connect settings;
+  docs/proxying.md §11) and explicit pool, keep-alive and connect settings;
 - run every call through `upstream_middleware`, which times it (to its response headers,
   or its failure) for the access line and the ``nova_image_shim_upstream_*`` metrics, and
   makes sure a dropped connection is reported, never replayed: aiohttp resends an
   idempotent request (GET, PUT, DELETE) once when a pooled keep-alive connection breaks
-  (PROXY_PITFALLS §6), but Glance GETs have their own budget (SHIM_GLANCE_RETRIES), a write
-  must go out exactly once (SPEC D11: a resent DELETE would answer 404 for an image it
+  (proxying.md §6), but Glance GETs have their own budget (SHIM_GLANCE_RETRIES), a write
+  must go out exactly once (docs/contract.md D11: a resent DELETE would answer 404 for an image it
   deleted), and the passthrough never retries.
 
 A middleware rather than a ``TraceConfig``: aiohttp builds trace objects and sends their

@@ -140,25 +140,27 @@ class _Master:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signum)
 
-    def spawn(self, slot: int) -> None:
+    def spawn(self, slot: int, *, replacement: bool = False) -> None:
         # Block stop signals across fork so the child never runs the master's handler.
         signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
         try:
             pid = os.fork()
             if pid == 0:
-                self._child()
+                self._child(replacement)
             self.workers[pid] = slot
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
         log.info("worker_started", worker_pid=pid, slot=slot)
 
-    def _child(self) -> None:
+    def _child(self, replacement: bool) -> None:
         code = EXIT_FAILED
         try:
             for signum in _STOP_SIGNALS:
                 signal.signal(signum, signal.SIG_DFL)
             _stop_with_parent(self.pid)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+            if replacement:
+                metrics.worker_replaced()  # in the child: the master creates no metrics
             code = run_worker(self.settings, reuse_port=True)
         finally:
             sys.stdout.flush()
@@ -190,7 +192,7 @@ class _Master:
         if len(self.deaths) > MAX_RESTARTS:
             self._give_up(f"more than {MAX_RESTARTS} worker deaths in {RESTART_WINDOW:.0f} s")
             return
-        self.spawn(slot)
+        self.spawn(slot, replacement=True)
 
     def _give_up(self, reason: str) -> None:
         log.error("master_giving_up", reason=reason)

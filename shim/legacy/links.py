@@ -2,7 +2,7 @@
 
 Self, bookmark and next links start at ``SHIM_PUBLIC_URL`` when set (Nova's
 ``compute_link_prefix``); otherwise at the request's scheme and host, where
-``Forwarded``/``X-Forwarded-*`` count only from ``SHIM_TRUSTED_PROXIES`` (SPEC §4).
+``Forwarded``/``X-Forwarded-*`` count only from ``SHIM_TRUSTED_PROXIES`` (docs/contract.md §4).
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """Thin handlers for the legacy image routes: list, detail, show, delete.
 
-`serve_legacy` runs Nova's checks in Nova's order (NOVA_IMAGE_API.md §1.2): token, route,
+`serve_legacy` runs Nova's checks in Nova's order (docs/nova.md §1.2): token, route,
 microversion (400/406), project id, the route's microversion range (404), then the
 handler. Handlers translate with the pure modules and talk to Glance through
 `GlanceClient`; they never catch faults. Lists stream when they span Glance pages, so
-memory stays flat whatever the catalogue size (SPEC §4).
+memory stays flat whatever the catalogue size (docs/contract.md §4).
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ async def serve_legacy(request: web.Request, target: LegacyTarget) -> web.Stream
         raise ItemNotFound()
     version = MIN_VERSION
     if target.prefix == "v2.1":
-        # /v2 ignores both microversion headers and answers none (NOVA_IMAGE_API.md §2.4).
+        # /v2 ignores both microversion headers and answers none (nova.md §2.4).
         version = requested_version(
             request.headers.items(), _max_version(settings.max_microversion)
         )
@@ -135,7 +135,7 @@ async def show_image(request: web.Request, call: LegacyCall) -> web.StreamRespon
 async def delete_image(request: web.Request, call: LegacyCall) -> web.StreamResponse:
     await call.glance.delete(call.caller, call.image_id)
     response = web.Response(status=204)
-    # Nova labels its empty 204 as JSON too (NOVA_IMAGE_API.md §2.3).
+    # Nova labels its empty 204 as JSON too (nova.md §2.3).
     response.headers["Content-Type"] = call.content_type
     return response
 

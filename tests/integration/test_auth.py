@@ -285,7 +285,7 @@ async def test_passthrough_mode_leaves_the_project_to_glance(
 ) -> None:
     client = await make_shim(auth="passthrough")
     status, _, body = await fetch(client, f"/v2.1/{real_stack.demo_b}/images", tokens["alice"])
-    assert status == 200  # SPEC §6: nothing is known about the token, so no 400
+    assert status == 200  # docs/contract.md §6: nothing is known about the token, so no 400
     assert [i["id"] for i in json.loads(body)["images"]] == catalogue.listings["alice"]
 
 

@@ -1,4 +1,4 @@
-"""Passthrough fidelity and failure behaviour against a recording upstream (PROXY_PITFALLS).
+"""Passthrough fidelity and failure behaviour against a recording upstream (docs/proxying.md).
 
 The shim side is the real ``proxy`` handler served like production (``auto_decompress``
 off, no handler cancellation unless a test asks); the upstream is a real aiohttp app from
