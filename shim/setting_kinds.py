@@ -235,6 +235,9 @@ class Password(Text):
     expected = "a password"
     example = "********"
     metavar = "PASSWORD"
+    # A string either way: the log scrubber masks whatever follows a "password" key as
+    # text, and would turn a JSON null there into invalid JSON.
+    unset = "unset"
 
     def __init__(self) -> None:
         super().__init__(Secret)

@@ -388,13 +388,13 @@ def _parse(spec: Spec, raw: str, notes: list[tuple[str, str]]) -> object:
 
 def unknown_variables(environ: Mapping[str, str]) -> list[tuple[str, str]]:
     """A warning for each ``SHIM_*`` variable that is not a setting, with the closest name."""
-    known = list(BY_ENV)
+    known = [name.removeprefix("SHIM_") for name in BY_ENV]  # the shared prefix is no hint
     warnings = []
     for name in sorted(environ):
         if not name.startswith("SHIM_") or name in BY_ENV or name.startswith(TOOLING_VARIABLES):
             continue
-        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-        hint = f"; did you mean {close[0]}?" if close else ""
+        close = difflib.get_close_matches(name.removeprefix("SHIM_"), known, n=1, cutoff=0.6)
+        hint = f"; did you mean SHIM_{close[0]}?" if close else ""
         warnings.append((name, f"not a setting, ignored{hint}"))
     return warnings
 
