@@ -55,5 +55,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_SETTINGS
     log.info("starting", **effective(settings, renderer.name))
     if settings.workers == 1:
-        return run_worker(settings, reuse_port=False)
+        return run_worker(settings)
     return supervise(settings, metrics_dir)

@@ -187,8 +187,14 @@ class GlanceClient:
             return self._schema
         try:
             doc = await self._get_json("show", None, self._schema_url, caller)
-        except (BadUpstreamResponse, ItemNotFound):
-            log.warning("glance_schema_unavailable")
+        except (BadUpstreamResponse, ItemNotFound) as exc:
+            # A wrong SHIM_GLANCE_URL (one ending in /v2, say) shows here first.
+            log.warning(
+                "glance_schema_unavailable",
+                url=_loggable(self._schema_url),
+                status=exc.status,
+                reason=exc.message,
+            )
             return FALLBACK_SCHEMA
         if not isinstance(doc, dict):
             return FALLBACK_SCHEMA
@@ -273,9 +279,21 @@ class GlanceClient:
             attempt += 1
             pause = random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt))  # noqa: S311
             if attempt > settings.glance_retries or loop.time() + pause >= deadline:
-                log.warning("glance_unavailable", op=op, attempts=attempt, failure=failure)
+                log.warning(
+                    "glance_unavailable",
+                    op=glance_operation("GET", url),
+                    url=_loggable(url),
+                    attempts=attempt,
+                    failure=failure,
+                )
                 raise ServiceUnavailable(UNAVAILABLE, retry_after=settings.retry_after)
-            log.info("glance_retry", op=op, attempt=attempt, failure=failure)
+            log.info(
+                "glance_retry",
+                op=glance_operation("GET", url),
+                url=_loggable(url),
+                attempt=attempt,
+                failure=failure,
+            )
             await asyncio.sleep(pause)
 
     async def _send(
@@ -303,7 +321,12 @@ class GlanceClient:
             if answer.status not in _RETRY_STATUSES:
                 return answer
             failure = f"status {answer.status}"
-        log.warning("glance_unavailable", method=method, failure=failure)
+        log.warning(
+            "glance_unavailable",
+            op=glance_operation(method, url),
+            url=_loggable(url),
+            failure=failure,
+        )
         raise ServiceUnavailable(UNAVAILABLE, retry_after=self._settings.retry_after)
 
     async def _fetch(
@@ -338,6 +361,23 @@ class GlanceClient:
                 body=payload,
                 www_authenticate=response.headers.get("WWW-Authenticate"),
             )
+
+
+def glance_operation(method: str, url: URL) -> str:
+    """A Glance call's name, as the access line and the upstream metrics spell it."""
+    path = url.path.rstrip("/")
+    if path.endswith("/v2/images"):
+        return "list" if method == "GET" else "other"
+    if path.endswith("/v2/schemas/image"):
+        return "schema"
+    if "/v2/images/" in path:
+        return {"GET": "show", "DELETE": "delete", "PATCH": "patch"}.get(method, "other")
+    return "other"
+
+
+def _loggable(url: URL) -> str:
+    """*url* without its query (filter values are the caller's) or any user info."""
+    return str(url.with_query(None).with_user(None))
 
 
 def _decode(body: bytes) -> Any:

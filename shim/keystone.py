@@ -159,7 +159,11 @@ class Keystone:
         if answer.status in (401, 404):
             return Verdict(None)  # 404: unknown, expired or revoked; 401: so, as its own auth
         if answer.status != 200:
-            log.warning("keystone_validation_failed", status=answer.status)
+            log.warning(
+                "keystone_validation_failed",
+                status=answer.status,
+                url=str(self._validate_url.with_query(None)),
+            )
             raise self._unavailable()
         settings = self._settings
         try:
@@ -202,7 +206,12 @@ class Keystone:
                     raise aiohttp.ClientPayloadError("Keystone answer too large")
                 return _Answer(response.status, payload, response.headers.get("X-Subject-Token"))
         except _TRANSPORT_ERRORS as exc:
-            log.warning("keystone_unavailable", failure=type(exc).__name__)
+            log.warning(
+                "keystone_unavailable",
+                op="validate" if method == "GET" else "issue",
+                url=str(url.with_query(None).with_user(None)),
+                failure=type(exc).__name__,
+            )
             raise self._unavailable() from None
 
     def _unavailable(self) -> ServiceUnavailable:

@@ -53,11 +53,13 @@ from shim.headers import (
     rewrite_location,
     via_value,
 )
+from shim.keys import REQUEST_ID
 from shim.settings import Settings
 
 log = structlog.get_logger(__name__)
 
 CHUNK_SIZE: Final = 64 * 1024
+REQUEST_ID_HEADER: Final = "x-openstack-request-id"
 # aiohttp adds these when absent (proxying.md §3); only the client's own may pass.
 SKIP_AUTO_HEADERS: Final = frozenset({"Accept", "Accept-Encoding", "Content-Type", "User-Agent"})
 # A dot-segment, literal or percent-encoded (RFC 3986 §3.3, §5.2.4). Legitimate clients
@@ -145,8 +147,15 @@ def _request_headers(
     if any(_SURROGATES.search(name + value) for name, value in inbound):
         raise BadRequest(MSG_BAD_HEADER)
     peer = request.remote
+    # The shim's request id goes to Nova as the caller's (oslo.middleware keeps it as the
+    # global request id in Nova's log lines), so both logs can be joined; a client's own
+    # well-formed id is the shim's id already (shim.context).
+    sent = inbound
+    if (request_id := request.get(REQUEST_ID)) is not None:
+        sent = [(name, value) for name, value in inbound if name.lower() != REQUEST_ID_HEADER]
+        sent.append(("X-OpenStack-Request-ID", request_id))
     headers = forwarded_headers(
-        filter_request_headers(inbound),
+        filter_request_headers(sent),
         peer,
         scheme,
         host,

@@ -71,7 +71,14 @@ def upstream_middleware(settings: Settings) -> aiohttp.ClientMiddlewareType:
         except BaseException as error:
             note_upstream(service, operation, None, error, clock() - started)
             raise
-        note_upstream(service, operation, response.status, None, clock() - started)
+        note_upstream(
+            service,
+            operation,
+            response.status,
+            None,
+            clock() - started,
+            response.headers.get("X-Openstack-Request-Id"),
+        )
         return response
 
     return call_once

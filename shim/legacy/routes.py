@@ -25,7 +25,6 @@ from shim.faults import (
     ItemNotFound,
     NovaFault,
     OverLimit,
-    ServiceUnavailable,
     Unauthorized,
 )
 from shim.glance import Caller, GlanceClient, GlancePage
@@ -63,9 +62,13 @@ from shim.legacy.views import LinkContext
 
 log = structlog.get_logger(__name__)
 
-NO_IMAGE_ENDPOINT: Final = (
-    "No image service endpoint was found in the service catalogue of the token."
-)
+
+def no_image_endpoint(interface: str, region: str | None) -> str:
+    where = f"region {region}" if region is not None else "any region"
+    return (
+        f"No {interface} image service endpoint in {where} was found in the service "
+        "catalogue of the token."
+    )
 
 
 async def serve_legacy(request: web.Request, target: LegacyTarget) -> web.StreamResponse:
@@ -114,14 +117,25 @@ def image_service(app: web.Application, identity: Identity) -> tuple[GlanceClien
     endpoint, whose absence is the deployment's fault, not the client's: 503, not 500.
     Links use ``SHIM_GLANCE_PUBLIC_URL``, else the catalogue's public endpoint, else the
     endpoint the shim calls.
+
+    A catalogue without a matching image endpoint stays so until the deployment changes:
+    a 500 ``computeFault`` saying what was searched (as Nova answers when its own catalogue
+    lookup fails), not a 503 whose ``Retry-After`` would invite endless retries.
     """
     link_base = app[GLANCE_LINK_BASE]
     if app[SETTINGS].glance_url is not None:
         return app[GLANCE], link_base
     root = identity.image.api
     if root is None:
-        log.warning("no_image_endpoint", project_id=identity.project_id)
-        raise ServiceUnavailable(NO_IMAGE_ENDPOINT, retry_after=app[SETTINGS].retry_after)
+        settings = app[SETTINGS]
+        region = settings.catalog_region
+        log.error(
+            "no_image_endpoint",
+            project_id=identity.project_id,
+            interface=settings.catalog_interface,
+            region=region or "any",
+        )
+        raise NovaFault(no_image_endpoint(settings.catalog_interface, region), status=500)
     return app[GLANCE_CLIENTS].get(root), link_base or identity.image.public or root
 
 

@@ -23,7 +23,7 @@ from yarl import URL
 from shim.faults import FAULT_CONTENT_TYPE, UNAUTHORIZED_BODY
 from shim.keys import KEYSTONE
 from shim.keystone import IDENTITY_UNAVAILABLE
-from shim.legacy.routes import NO_IMAGE_ENDPOINT
+from shim.legacy.routes import no_image_endpoint
 from shim.token_cache import Verdict
 from tests.fakes import RecordingUpstream, Reply, refused_url
 from tests.integration.catalog_entries import endpoints_in_new_region
@@ -236,13 +236,24 @@ async def test_catalogue_endpoints_with_version_suffixes_are_normalised(
         assert alternate_hrefs(json.loads(body)) == [f"https://cloud.example/image/images/{image}"]
 
 
-async def test_no_image_endpoint_in_the_catalogue_is_a_clear_503(
+async def test_no_image_endpoint_in_the_catalogue_is_a_500_naming_what_was_searched(
     make_shim: MakeShim, real_stack: StackInfo, tokens: dict[str, str]
 ) -> None:
+    # A permanent misconfiguration: no Retry-After inviting the client to try again.
     client = await make_shim(auth="keystone", glance_url=None, catalog_region="no-such-region")
-    status, headers, body = await fetch(client, "/v2.1/images", tokens["alice"])
-    assert (status, body) == (503, fault("serviceUnavailable", 503, NO_IMAGE_ENDPOINT))
-    assert headers["Retry-After"] == "5"
+    with structlog.testing.capture_logs() as logs:
+        status, headers, body = await fetch(client, "/v2.1/images", tokens["alice"])
+    message = "No public image service endpoint in region no-such-region was found in the "
+    message += "service catalogue of the token."
+    assert no_image_endpoint("public", "no-such-region") == message
+    assert (status, body) == (500, fault("computeFault", 500, message))
+    assert "Retry-After" not in headers
+    [line] = [entry for entry in logs if entry["event"] == "no_image_endpoint"]
+    assert (line["interface"], line["region"], line["log_level"]) == (
+        "public",
+        "no-such-region",
+        "error",
+    )
     # Auth still comes first: a bad token is a 401, not the 503.
     assert_401(real_stack.keystone_url, *await fetch(client, "/v2.1/images", "garbage"))
 
