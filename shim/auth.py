@@ -84,6 +84,17 @@ async def authenticate(request: web.Request) -> Identity:
     return Identity(token=token)
 
 
+def forget_rejected(app: web.Application, token: str | None) -> None:
+    """Glance refused a token the cache holds as valid (revoked since it was validated).
+
+    In ``keystone`` mode the cached verdict is dropped, so the next request asks Keystone
+    again instead of trusting it for the rest of ``SHIM_TOKEN_CACHE_TTL``.
+    """
+    if token is not None and app[SETTINGS].auth == "keystone":
+        app[KEYSTONE].cache.invalidate(token)
+        log.info("token_rejected_by_glance")
+
+
 def trusted_identity(
     headers: Mapping[str, str], token: str | None, challenge: str | None
 ) -> Identity:

@@ -194,8 +194,10 @@ class Keystone:
             headers["X-Subject-Token"] = subject
         if body is not None:
             headers["Content-Type"] = "application/json"
+        # One deadline per call (SHIM_KEYSTONE_TIMEOUT), so validation plus a service-token
+        # renewal can take two; running out is a 503 like any unreachable Keystone.
         timeout = aiohttp.ClientTimeout(
-            total=settings.glance_timeout, connect=settings.connect_timeout
+            total=settings.keystone_timeout, connect=settings.connect_timeout
         )
         try:
             async with self._session.request(

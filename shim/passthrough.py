@@ -16,9 +16,16 @@ Failures, as docs/contract.md §6 and §5 ask:
   relay), so a truncated body can never look complete (proxying.md §12);
 * the client going away mid-answer is not an error: logged at info, upstream closed.
 
-It must not buffer a body, decode one, follow redirects, or keep cookies (the session is
-built with ``DummyCookieJar`` and ``trust_env=False`` in ``app.py``). The server must run
-with ``auto_decompress=False`` so request bodies arrive as the client sent them.
+Links in Nova's answers are kept on the shim (docs/contract.md, Links in passthrough
+answers; the rewrite is ``nova_links.py``): ``Location`` always, and the ``href`` values of
+an uncompressed JSON answer, held whole up to ``BUFFERED_BODY_MAX`` (so it keeps an exact
+Content-Length) or rewritten piece by piece as it streams above that. Every other body is
+relayed byte for byte as it arrives.
+
+It must not buffer a body beyond that bound, decode one, follow redirects, or keep cookies
+(the session is built with ``DummyCookieJar`` and ``trust_env=False`` in ``app.py``). The
+server must run with ``auto_decompress=False`` so request bodies arrive as the client sent
+them.
 """
 
 from __future__ import annotations
@@ -50,10 +57,12 @@ from shim.headers import (
     filter_response_headers,
     forwarded_headers,
     is_trusted,
-    rewrite_location,
+    link_base,
+    told_hosts,
     via_value,
 )
 from shim.keys import REQUEST_ID
+from shim.nova_links import BodyMode, LinkStream, NovaLinks, body_mode, nova_links
 from shim.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -177,16 +186,15 @@ def _one_spelling(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
 
 
 def _response_headers(
-    answer: aiohttp.ClientResponse, upstream: URL, public_base: str | None
+    answer: aiohttp.ClientResponse, links: NovaLinks, mode: BodyMode, length: int | None
 ) -> list[tuple[str, str]]:
-    headers = filter_response_headers(answer.headers.items())
-    if public_base is not None:
-        headers = [
-            (name, rewrite_location(value, str(upstream), public_base))
-            if name.lower() == "location"
-            else (name, value)
-            for name, value in headers
-        ]
+    headers = [
+        (name, links.location(value)) if name.lower() == "location" else (name, value)
+        for name, value in filter_response_headers(answer.headers.items())
+        if mode == "as-is" or name.lower() != "content-length"
+    ]
+    if length is not None:
+        headers.append(("Content-Length", str(length)))
     version = answer.version or aiohttp.HttpVersion11
     headers.append(("Via", via_value(version.major, version.minor)))
     return headers
@@ -204,6 +212,22 @@ def _request_fault(
     if isinstance(exc, aiohttp.ClientConnectorError):
         return BadGateway(MSG_CONNECT)
     return BadGateway(MSG_BROKEN)
+
+
+def _failed(
+    request: web.Request,
+    exc: aiohttp.ClientError | TimeoutError,
+    wait: PoolWait,
+    settings: Settings,
+) -> NovaFault:
+    fault = _request_fault(exc, wait, settings)
+    log.warning(
+        "passthrough_failed",
+        path=request.rel_url.path,
+        status=fault.status,
+        error=type(exc).__name__,
+    )
+    return fault
 
 
 def _reset(request: web.Request) -> None:
@@ -236,9 +260,9 @@ async def proxy(
         request.remote, inbound, request.scheme, request.host, settings.trusted_proxies
     )
     headers = _request_headers(request, inbound, scheme, host, settings)
-    public_base: str | None = None
-    if settings.rewrite_location:
-        public_base = str(settings.public_url or f"{scheme}://{host}")
+    links = nova_links(
+        str(upstream), link_base(settings.public_url, scheme, host), told_hosts(headers)
+    )
     wait = PoolWait()
     async with contextlib.AsyncExitStack() as stack:
         try:
@@ -260,22 +284,36 @@ async def proxy(
                 )
             )
         except (aiohttp.ClientError, TimeoutError) as exc:
-            fault = _request_fault(exc, wait, settings)
-            log.warning(
-                "passthrough_failed",
-                path=request.rel_url.path,
-                status=fault.status,
-                error=type(exc).__name__,
-            )
-            raise fault from None
+            raise _failed(request, exc, wait, settings) from None
+        mode = body_mode(
+            request.method,
+            answer.status,
+            answer.headers.get("Content-Type"),
+            answer.headers.get("Content-Encoding"),
+            answer.content_length,
+        )
+        body: bytes | None = None
+        if mode == "whole":
+            # Held whole (at most BUFFERED_BODY_MAX) so the answer keeps an exact length;
+            # nothing was sent yet, so a failure here is still a clean fault.
+            try:
+                body = links.body(await answer.read())
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise _failed(request, exc, wait, settings) from None
         response = web.StreamResponse(
             status=answer.status,
             reason=answer.reason or None,
-            headers=_response_headers(answer, upstream, public_base),
+            headers=_response_headers(answer, links, mode, None if body is None else len(body)),
         )
         try:
             await response.prepare(request)
-            await _relay(request, answer, response)
+            if body is not None:
+                await response.write(body)
+                await response.write_eof()
+            else:
+                await _relay(
+                    request, answer, response, links.stream() if mode == "stream" else None
+                )
         except UpstreamBroken:
             # Already logged and the client connection reset: return, so aiohttp does not
             # log an upstream failure as an unhandled "Error handling request" (its 500
@@ -289,7 +327,10 @@ async def proxy(
 
 
 async def _relay(
-    request: web.Request, answer: aiohttp.ClientResponse, response: web.StreamResponse
+    request: web.Request,
+    answer: aiohttp.ClientResponse,
+    response: web.StreamResponse,
+    rewrite: LinkStream | None,
 ) -> None:
     while True:
         try:
@@ -304,5 +345,9 @@ async def _relay(
             raise UpstreamBroken(MSG_BROKEN) from exc
         if not chunk:
             break
+        if rewrite is not None:
+            chunk = rewrite.feed(chunk)  # empty while it holds back a possible link
         await response.write(chunk)
+    if rewrite is not None:
+        await response.write(rewrite.end())
     await response.write_eof()

@@ -38,7 +38,6 @@ from shim.setting_kinds import (
     Address,
     Choice,
     CidrList,
-    Flag,
     GiB,
     Integer,
     KiB,
@@ -67,6 +66,7 @@ DEFAULT_RETRY_AFTER: Final = 5
 DEFAULT_GLANCE_MAX_BODY: Final = 32 * 1024 * 1024
 DEFAULT_METADATA_ITEMS: Final = 128
 DEFAULT_TOKEN_CACHE_TTL: Final = 300.0
+DEFAULT_KEYSTONE_TIMEOUT: Final = 10.0
 DEFAULT_TOKEN_CACHE_SIZE: Final = 10_000
 DEFAULT_POOL_SIZE: Final = 100
 DEFAULT_KEEPALIVE: Final = 10.0
@@ -116,6 +116,7 @@ class Settings:
     catalog_interface: str = "public"
     catalog_region: str | None = None
     token_cache_ttl: float = DEFAULT_TOKEN_CACHE_TTL
+    keystone_timeout: float = DEFAULT_KEYSTONE_TIMEOUT
     token_cache_size: int = DEFAULT_TOKEN_CACHE_SIZE
     max_microversion: str = DEFAULT_MAX_MICROVERSION
     microversion_cap: MicroversionCap = "nova"
@@ -130,7 +131,6 @@ class Settings:
     pool_size: int = DEFAULT_POOL_SIZE
     keepalive_timeout: float = DEFAULT_KEEPALIVE
     nova_read_timeout: float = DEFAULT_NOVA_READ_TIMEOUT
-    rewrite_location: bool = False
     max_body: int = DEFAULT_MAX_BODY
     max_url: int = DEFAULT_MAX_URL
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
@@ -274,6 +274,7 @@ SPECS: Final[tuple[Spec, ...]] = (
     _spec("SHIM_CATALOG_REGION", _TEXT, "catalogue region", "any"),
     _spec("SHIM_TOKEN_CACHE_TTL", Seconds(most=DAY), "longest a token validation is reused"),
     _spec("SHIM_TOKEN_CACHE_SIZE", Integer(1, 10_000_000), "tokens cached per worker"),
+    _spec("SHIM_KEYSTONE_TIMEOUT", Seconds(), "seconds per Keystone call"),
     _spec("SHIM_MAX_MICROVERSION", Microversion(), "top of the accepted microversion range"),
     _spec("SHIM_MICROVERSION_CAP", Choice("nova", "off"), "cap image routes at Nova's range"),
     _spec("SHIM_MAX_LIMIT", Integer(1, 1_000_000), "Nova's max_limit, for next links"),
@@ -287,7 +288,6 @@ SPECS: Final[tuple[Spec, ...]] = (
     _spec("SHIM_POOL_SIZE", Integer(1, 100_000), "upstream connections per worker"),
     _spec("SHIM_KEEPALIVE_TIMEOUT", Seconds(), "seconds an idle upstream connection is kept"),
     _spec("SHIM_NOVA_READ_TIMEOUT", Seconds(most=DAY), "idle seconds between Nova's chunks"),
-    _spec("SHIM_REWRITE_LOCATION", Flag(), "rewrite Nova's Location to the public URL"),
     _spec("SHIM_MAX_BODY", Size(1, GiB), "largest request body on image routes (413)"),
     _spec("SHIM_MAX_URL", Integer(64, DEFAULT_MAX_URL), "longest path and query, bytes (414)"),
     _spec("SHIM_MAX_HEADER_BYTES", Size(KiB, MiB), "largest request header block (431)"),

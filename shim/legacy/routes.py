@@ -19,7 +19,7 @@ import structlog
 from aiohttp import web
 
 from shim.access import note_identity
-from shim.auth import Identity, authenticate
+from shim.auth import Identity, authenticate, forget_rejected
 from shim.faults import (
     BadRequest,
     ItemNotFound,
@@ -102,7 +102,11 @@ async def serve_legacy(request: web.Request, target: LegacyTarget) -> web.Stream
     handler = HANDLERS.get(target.action)
     if handler is None:
         raise ItemNotFound()
-    return await handler(request, call)
+    try:
+        return await handler(request, call)
+    except Unauthorized:
+        forget_rejected(request.app, identity.token)
+        raise
 
 
 @functools.cache
@@ -229,6 +233,8 @@ async def _stream(
             # Headers and part of the list are out: the only honest signal left is to
             # break the connection, so the client cannot take a truncated list as whole.
             log.warning("stream_aborted", reason=type(error).__name__, images=walk.returned)
+            if isinstance(error, Unauthorized):
+                forget_rejected(request.app, call.caller.token)
             if request.transport is not None:
                 request.transport.close()
             return response
