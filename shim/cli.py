@@ -45,6 +45,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.captureWarnings(True)
     for variable, warning in loaded.warnings:
         log.warning("setting_warning", variable=variable, warning=warning)
+    if not settings.tls_verify:
+        log.warning(
+            "tls_verification_off",
+            detail="SHIM_TLS_VERIFY=false: upstream certificates and host names are not "
+            "checked; anyone on the path to Glance, Keystone or Nova can read tokens",
+        )
     try:
         # prometheus-client's own variable; the Helm chart points it at an emptyDir.
         metrics_dir = prepare_metrics_dir(

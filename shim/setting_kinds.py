@@ -388,24 +388,26 @@ class CidrList(Kind[Networks]):
         return ",".join(sorted(str(network) for network in value))
 
 
-class ReadableFile(Kind[Path]):
-    """A regular file this process can read (checked by opening it)."""
+class ReadableFile(Kind[str]):
+    """The path of a regular file this process can read (checked by opening it); what the
+    file must hold is for its user to check (`shim.tls.check_files` for PEM files)."""
 
     expected = "the path of a readable file"
-    example = "/etc/nova-image-shim/tls.crt"
+    example = "/etc/nova-image-shim/tls/ca.crt"
     metavar = "PATH"
 
-    def parse(self, raw: str, notes: list[str]) -> Path:
-        return Path(raw.strip())
+    def parse(self, raw: str, notes: list[str]) -> str:
+        return raw.strip()
 
-    def check(self, value: Any) -> Path:
-        if not isinstance(value, Path):
+    def check(self, value: Any) -> str:
+        if not isinstance(value, str) or not value:
             raise ValueError("")
-        if not value.is_file():
-            raise ValueError(f"{str(value)!r} is not a file")
+        path = Path(value)
         try:
-            with value.open("rb"):
+            if path.exists() and not path.is_file() and not path.is_dir():
+                raise ValueError(f"cannot read {value}: not a regular file")  # a FIFO would block
+            with path.open("rb"):
                 pass
         except OSError as exc:
-            raise ValueError(f"{str(value)!r} cannot be read: {exc.strerror}") from None
+            raise ValueError(f"cannot read {value}: {exc.strerror or exc}") from None
         return value

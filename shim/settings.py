@@ -38,6 +38,7 @@ from shim.setting_kinds import (
     Address,
     Choice,
     CidrList,
+    Flag,
     GiB,
     Integer,
     KiB,
@@ -46,12 +47,14 @@ from shim.setting_kinds import (
     MiB,
     Microversion,
     Password,
+    ReadableFile,
     Seconds,
     Secret,
     Size,
     Text,
     Url,
 )
+from shim.tls import check_files
 
 __all__ = ["SPECS", "Address", "Secret", "Settings", "SettingsError", "Spec", "load"]
 
@@ -144,6 +147,16 @@ class Settings:
     sunset: str | None = None
     deprecation_link: str | None = None
     caller_projects_max: int = DEFAULT_CALLER_PROJECTS_MAX
+    # TLS (shim.tls): upstream trust, the client certificate, the HTTPS listener's pair.
+    ca_file: str | None = None
+    glance_ca_file: str | None = None
+    keystone_ca_file: str | None = None
+    nova_ca_file: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
+    tls_verify: bool = True
+    tls_cert: str | None = None
+    tls_key: str | None = None
 
     def __post_init__(self) -> None:
         for spec in SPECS:
@@ -198,6 +211,16 @@ def _check_combinations(settings: Settings) -> None:
         )
     try:
         deprecation_headers(settings.deprecation, settings.sunset, settings.deprecation_link)
+        check_files(
+            {
+                "SHIM_CA_FILE": settings.ca_file,
+                "SHIM_GLANCE_CA_FILE": settings.glance_ca_file,
+                "SHIM_KEYSTONE_CA_FILE": settings.keystone_ca_file,
+                "SHIM_NOVA_CA_FILE": settings.nova_ca_file,
+            },
+            (settings.client_cert, settings.client_key),
+            (settings.tls_cert, settings.tls_key),
+        )
     except ValueError as exc:
         raise SettingsError(str(exc)) from None
 
@@ -255,6 +278,7 @@ def _spec(env: str, kind: Kind[Any], help: str, default_text: str | None = None)
 
 _URL: Final = Url()
 _TEXT: Final = Text()
+_FILE: Final = ReadableFile()
 
 SPECS: Final[tuple[Spec, ...]] = (
     _spec("SHIM_LISTEN", Listen(), "API address"),
@@ -301,6 +325,15 @@ SPECS: Final[tuple[Spec, ...]] = (
     _spec("SHIM_SUNSET", _TEXT, "Sunset header date (RFC 8594)"),
     _spec("SHIM_DEPRECATION_LINK", _TEXT, "Link rel=deprecation target"),
     _spec("SHIM_CALLER_PROJECTS_MAX", Integer(0, 100_000), "projects in caller series"),
+    _spec("SHIM_CA_FILE", _FILE, "PEM bundle verifying every upstream"),
+    _spec("SHIM_GLANCE_CA_FILE", _FILE, "PEM bundle verifying Glance"),
+    _spec("SHIM_KEYSTONE_CA_FILE", _FILE, "PEM bundle verifying Keystone"),
+    _spec("SHIM_NOVA_CA_FILE", _FILE, "PEM bundle verifying Nova"),
+    _spec("SHIM_CLIENT_CERT", _FILE, "client certificate for upstreams (PEM)"),
+    _spec("SHIM_CLIENT_KEY", _FILE, "its private key (PEM)"),
+    _spec("SHIM_TLS_VERIFY", Flag(), "false: do not verify upstreams"),
+    _spec("SHIM_TLS_CERT", _FILE, "HTTPS listener certificate chain (PEM)"),
+    _spec("SHIM_TLS_KEY", _FILE, "HTTPS listener private key (PEM)"),
 )
 BY_ENV: Final = {spec.env: spec for spec in SPECS}
 _DEFAULTS: Final[dict[str, Any]] = {

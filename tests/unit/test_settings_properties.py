@@ -180,23 +180,27 @@ def test_empty_means_unset_only_where_the_default_is_unset(spec: Spec, blank: st
     assert getattr(settings, spec.field) == getattr(load(BASE).settings, spec.field)
 
 
-def test_files_must_exist_be_regular_and_readable(tmp_path: Path) -> None:
-    kind = ReadableFile()
+FILES = [spec for spec in SPECS if isinstance(spec.kind, ReadableFile)]
+
+
+@pytest.mark.parametrize("spec", FILES, ids=[spec.env for spec in FILES])
+def test_file_settings_name_a_regular_file_that_can_be_read(spec: Spec, tmp_path: Path) -> None:
     readable = tmp_path / "tls.crt"
     readable.write_text("-----BEGIN CERTIFICATE-----\n")
-    assert kind.check(kind.parse(f" {readable} ", [])) == readable
+    assert spec.kind.check(spec.kind.parse(f" {readable} ", [])) == str(readable)
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)  # opening it would block: refused before that
     cases = {
-        tmp_path / "missing.pem": "is not a file",
-        tmp_path: "is not a file",
-        fifo: "is not a file",
-        # Mode 0200 in procfs: refused to root as well, so the test means the same for all.
-        Path("/proc/sys/vm/drop_caches"): "cannot be read: Permission denied",
+        tmp_path / "missing.pem": "No such file or directory",
+        tmp_path: "Is a directory",
+        fifo: "not a regular file",
+        # Mode 0200 in procfs: unreadable for root too, so the case means the same for all.
+        Path("/proc/sys/vm/drop_caches"): "Permission denied",
     }
     for path, problem in cases.items():
-        with pytest.raises(ValueError, match=problem):
-            kind.check(path)
+        with pytest.raises(SettingsError) as raised:
+            load({**BASE, spec.env: str(path)})
+        assert str(raised.value) == f"{spec.env}: cannot read {path}: {problem}"
 
 
 def test_settings_built_directly_refuse_what_the_environment_would() -> None:
