@@ -3,18 +3,20 @@
 ``nova-image-shim --help`` lists every flag with its variable and default; ``--version``
 prints the version. Exit status: 0 after a clean shutdown (SIGTERM/SIGINT, in-flight
 requests drained) and after ``--help``/``--version``, 2 for bad settings (the message names
-the setting and what is wrong), 3 when the server could not start (one worker), 1 for
-anything else (a worker crash loop, a worker that could not start under the master, a
-drain that overran its bound).
+the setting and what is wrong), 3 when the server could not start (an address in use, or
+an upstream that failed its start-up check with SHIM_REQUIRE_UPSTREAMS=true), 1 for anything
+else (a worker crash loop, a worker that could not start under the master, a drain that
+overran its bound).
 
-Start-up logs one ``starting`` line holding the effective configuration (mode, auth, every
-upstream, limits, the renderer actually running; secrets masked), after a
-``setting_warning`` line for each URL whose API version was removed and each ``SHIM_*``
-variable that is not a setting.
+Start-up logs a ``setting_warning`` line for each URL whose API version was removed and each
+``SHIM_*`` variable that is not a setting, then one ``starting`` line holding the effective
+configuration (mode, auth, every upstream, limits, the renderer actually running; secrets
+masked), then the upstream checks (`shim.startup`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
@@ -25,7 +27,8 @@ import structlog
 from shim.legacy.render import RendererUnavailable, select_renderer
 from shim.observability import configure_logging
 from shim.settings import PROG, SettingsError, effective, load
-from shim.workers import prepare_metrics_dir, run_worker, supervise
+from shim.startup import check_upstreams, failed
+from shim.workers import EXIT_STARTUP_FAILED, prepare_metrics_dir, run_worker, supervise
 
 log = structlog.get_logger(__name__)
 
@@ -54,12 +57,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         # prometheus-client's own variable; the Helm chart points it at an emptyDir.
         metrics_dir = prepare_metrics_dir(
-            os.environ.get("PROMETHEUS_MULTIPROC_DIR"), settings.workers
+            os.environ.get("PROMETHEUS_MULTIPROC_DIR"),
+            settings.workers,
+            metrics_on=settings.metrics_listen is not None,
         )
     except OSError as exc:
         print(f"{PROG}: PROMETHEUS_MULTIPROC_DIR: {exc}", file=sys.stderr)
         return EXIT_BAD_SETTINGS
     log.info("starting", **effective(settings, renderer.name))
+    findings = asyncio.run(check_upstreams(settings))
+    if settings.require_upstreams and (bad := failed(findings)):
+        names = ", ".join(finding.probe.setting for finding in bad)
+        log.error("startup_failed", error=f"upstream check failed: {names}")
+        return EXIT_STARTUP_FAILED
     if settings.workers == 1:
         return run_worker(settings)
     return supervise(settings, metrics_dir)

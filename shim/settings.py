@@ -146,6 +146,7 @@ class Settings:
     deprecation: str | None = None
     sunset: str | None = None
     deprecation_link: str | None = None
+    require_upstreams: bool = False
     caller_projects_max: int = DEFAULT_CALLER_PROJECTS_MAX
     # TLS (shim.tls): upstream trust, the client certificate, the HTTPS listener's pair.
     ca_file: str | None = None
@@ -324,6 +325,7 @@ SPECS: Final[tuple[Spec, ...]] = (
     _spec("SHIM_DEPRECATION", _TEXT, "Deprecation header date (RFC 9745)"),
     _spec("SHIM_SUNSET", _TEXT, "Sunset header date (RFC 8594)"),
     _spec("SHIM_DEPRECATION_LINK", _TEXT, "Link rel=deprecation target"),
+    _spec("SHIM_REQUIRE_UPSTREAMS", Flag(), "stop start-up when an upstream fails its check"),
     _spec("SHIM_CALLER_PROJECTS_MAX", Integer(0, 100_000), "projects in caller series"),
     _spec("SHIM_CA_FILE", _FILE, "PEM bundle verifying every upstream"),
     _spec("SHIM_GLANCE_CA_FILE", _FILE, "PEM bundle verifying Glance"),
