@@ -32,12 +32,14 @@ from shim.keys import (
     MAX_VERSION,
     NOVA_SESSION,
     PASSTHROUGH,
+    RENDERER,
     RUNTIME,
     SESSION,
     SETTINGS,
 )
 from shim.keystone import Keystone
 from shim.legacy.microversion import parse_max
+from shim.legacy.render import select_renderer
 from shim.legacy.table import serve_legacy
 from shim.legacy.views import glance_base_url
 from shim.limits import limits_middleware
@@ -63,6 +65,7 @@ def create_app(settings: Settings) -> web.Application:
         handler_args={"auto_decompress": False},
     )
     app[SETTINGS] = settings
+    app[RENDERER] = select_renderer(settings.renderer)
     app[RUNTIME] = Runtime()
     app[MAX_VERSION] = parse_max(settings.max_microversion)
     app[DEPRECATION_HEADERS] = deprecation_headers(

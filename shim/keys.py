@@ -11,6 +11,7 @@ from shim.catalog import EndpointCache
 from shim.glance import GlanceClient
 from shim.legacy.microversion import Version
 from shim.legacy.paths import LegacyTarget
+from shim.legacy.render import Renderer
 from shim.record import RequestRecord
 from shim.runtime import Runtime
 from shim.settings import Settings
@@ -31,6 +32,7 @@ REQUEST_ID = web.RequestKey("request_id", str)
 PASSTHROUGH = web.RequestKey("passthrough", bool)
 RESPONSE_HEADERS = web.RequestKey("response_headers", tuple[tuple[str, str], ...])
 GLANCE_LINK_BASE = web.AppKey("glance_link_base", str)
+RENDERER = web.AppKey("renderer", Renderer)  # SHIM_RENDERER, resolved once
 # keystone mode: token validation, and the Glance clients found in tokens' catalogues.
 KEYSTONE: web.AppKey[Keystone] = web.AppKey("keystone")
 GLANCE_CLIENTS = web.AppKey("glance_clients", EndpointCache[GlanceClient])
