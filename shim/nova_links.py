@@ -169,14 +169,7 @@ class LinkStream:
         if safe <= self._start:
             self._carry = data
             return b""
-        out: list[bytes] = []
-        position = self._start
-        public = self._links.public_json
-        for match in self._links.href.finditer(data, position):
-            if match.start() >= safe:
-                break
-            out += (data[position : match.start()], b'"href"', match[1], public)
-            position = match.end()
+        out, position = self._splice(data, safe)
         cut = max(position, safe)
         out.append(data[position:cut])
         self._carry = data[cut - 1 :]
@@ -184,18 +177,24 @@ class LinkStream:
         return b"".join(out)
 
     def end(self) -> bytes:
-        data = self._carry
-        self._carry = b""
+        data, self._carry = self._carry, b""
         if len(data) <= self._start:
             return b""
+        out, position = self._splice(data, len(data))
+        out.append(data[position:])
+        return b"".join(out)
+
+    def _splice(self, data: bytes, before: int) -> tuple[list[bytes], int]:
+        """Unsent bytes up to the last link that starts before *before*, links moved."""
         out: list[bytes] = []
         position = self._start
         public = self._links.public_json
         for match in self._links.href.finditer(data, position):
+            if match.start() >= before:
+                break
             out += (data[position : match.start()], b'"href"', match[1], public)
             position = match.end()
-        out.append(data[position:])
-        return b"".join(out)
+        return out, position
 
 
 @functools.lru_cache(maxsize=256)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +22,7 @@ from aiohttp.test_utils import TestClient
 from yarl import URL
 
 from tests.integration.conftest import MakeShim
+from tests.stack.catalogue import Catalogue
 from tests.stack.info import StackInfo
 from tests.stack.rest import request
 
@@ -96,9 +97,6 @@ def assert_on_the_shim(document: object, public: str) -> list[str]:
     for href in found:
         assert href.startswith(public + "/") or href in FOREIGN, href
     return found
-
-
-Direct = Callable[..., Awaitable[Any]]
 
 
 def direct(method: str, url: str, **options: Any) -> Awaitable[Any]:
@@ -179,7 +177,7 @@ async def test_keypair_next_links_name_the_shim(gateway: Gateway, tokens: dict[s
                 json={"keypair": {"name": name}},
                 headers=version,
             )
-            assert status == 200, answer
+            assert status == 201, answer  # 201 from 2.2 on
         status, _, answer = await gateway.fetch(
             "GET", "/v2.1/os-keypairs?limit=1", token, headers=version
         )
@@ -194,6 +192,55 @@ async def test_keypair_next_links_name_the_shim(gateway: Gateway, tokens: dict[s
     finally:
         for name in names:
             await gateway.fetch("DELETE", f"/v2.1/os-keypairs/{name}", token)
+
+
+async def test_location_of_a_new_server_names_the_shim(
+    gateway: Gateway, real_stack: StackInfo, tokens: dict[str, str], catalogue: Catalogue
+) -> None:
+    """``POST /servers`` is the route that sets ``Location`` (the server's self link).
+
+    Without computes the server stays in BUILD and cannot be deleted (Nova's delete needs
+    placement), so the test lifts demo-a's instance quotas instead of counting on cleanup.
+    """
+    admin = tokens["admin"]
+    unlimited = {"quota_set": {"instances": -1, "cores": -1, "ram": -1}}
+    quota = await direct(
+        "PUT",
+        f"{gateway.nova}/v2.1/os-quota-sets/{real_stack.demo_a}",
+        token=admin,
+        json_body=unlimited,
+    )
+    assert quota.status == 200, quota.describe()
+    body = {"flavor": {"name": f"links-{uuid.uuid4().hex[:8]}", "ram": 128, "vcpus": 1, "disk": 1}}
+    flavor = await direct("POST", f"{gateway.nova}/v2.1/flavors", token=admin, json_body=body)
+    assert flavor.status == 200, flavor.describe()
+    flavor_url = f"{gateway.nova}/v2.1/flavors/{flavor.json()['flavor']['id']}"
+    try:
+        server = {
+            "server": {
+                "name": "links-location",
+                "flavorRef": flavor.json()["flavor"]["id"],
+                "imageRef": catalogue.ids["cirros-active"],
+                "networks": "none",
+            }
+        }
+        status, headers, answer = await gateway.fetch(
+            "POST",
+            "/v2.1/servers",
+            tokens["alice"],
+            json=server,
+            headers={"OpenStack-API-Version": "compute 2.37"},
+        )
+        assert status == 202, answer
+        created = json.loads(answer)["server"]
+        assert headers["Location"] == f"{gateway.public}/v2.1/servers/{created['id']}"
+        assert [link["href"] for link in created["links"]] == [
+            f"{gateway.public}/v2.1/servers/{created['id']}",
+            f"{gateway.public}/servers/{created['id']}",
+        ]
+        assert headers["Content-Length"] == str(len(answer))
+    finally:
+        await direct("DELETE", flavor_url, token=admin)
 
 
 async def test_novas_own_401_passes_as_keystonemiddleware_sent_it(
