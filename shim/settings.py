@@ -18,6 +18,7 @@ from typing import Final, Literal
 from yarl import URL
 
 from shim.deprecation import deprecation_headers
+from shim.tls import check_files
 
 DEFAULT_MAX_MICROVERSION: Final = "2.104"
 DEFAULT_MAX_LIMIT: Final = 1000
@@ -120,7 +121,18 @@ class Settings:
     deprecation: str | None = None
     sunset: str | None = None
     deprecation_link: str | None = None
+    require_upstreams: bool = False
     caller_projects_max: int = DEFAULT_CALLER_PROJECTS_MAX
+    # TLS (shim.tls): upstream trust, the client certificate, the HTTPS listener's pair.
+    ca_file: str | None = None
+    glance_ca_file: str | None = None
+    keystone_ca_file: str | None = None
+    nova_ca_file: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
+    tls_verify: bool = True
+    tls_cert: str | None = None
+    tls_key: str | None = None
 
     def __post_init__(self) -> None:
         _check_version("SHIM_MAX_MICROVERSION", self.max_microversion)
@@ -153,6 +165,16 @@ class Settings:
             raise SettingsError("SHIM_KEYSTONE_URL is required when SHIM_AUTH=keystone")
         try:
             deprecation_headers(self.deprecation, self.sunset, self.deprecation_link)
+            check_files(
+                {
+                    "SHIM_CA_FILE": self.ca_file,
+                    "SHIM_GLANCE_CA_FILE": self.glance_ca_file,
+                    "SHIM_KEYSTONE_CA_FILE": self.keystone_ca_file,
+                    "SHIM_NOVA_CA_FILE": self.nova_ca_file,
+                },
+                (self.client_cert, self.client_key),
+                (self.tls_cert, self.tls_key),
+            )
         except ValueError as exc:
             raise SettingsError(str(exc)) from None
 
@@ -341,5 +363,20 @@ _SPECS: Final[tuple[_Spec, ...]] = (
     _Spec("SHIM_DEPRECATION", "deprecation", str, "Deprecation header value (RFC 9745)"),
     _Spec("SHIM_SUNSET", "sunset", str, "Sunset header value (RFC 8594)"),
     _Spec("SHIM_DEPRECATION_LINK", "deprecation_link", str, "Link rel=deprecation target"),
+    _Spec(
+        "SHIM_REQUIRE_UPSTREAMS",
+        "require_upstreams",
+        _bool,
+        "stop start-up when an upstream fails its start-up check",
+    ),
     _Spec("SHIM_CALLER_PROJECTS_MAX", "caller_projects_max", int, "projects in caller series"),
+    _Spec("SHIM_CA_FILE", "ca_file", str, "PEM bundle verifying every upstream"),
+    _Spec("SHIM_GLANCE_CA_FILE", "glance_ca_file", str, "PEM bundle verifying Glance"),
+    _Spec("SHIM_KEYSTONE_CA_FILE", "keystone_ca_file", str, "PEM bundle verifying Keystone"),
+    _Spec("SHIM_NOVA_CA_FILE", "nova_ca_file", str, "PEM bundle verifying Nova"),
+    _Spec("SHIM_CLIENT_CERT", "client_cert", str, "client certificate for upstreams (PEM)"),
+    _Spec("SHIM_CLIENT_KEY", "client_key", str, "its private key (PEM)"),
+    _Spec("SHIM_TLS_VERIFY", "tls_verify", _bool, "false: do not verify upstreams"),
+    _Spec("SHIM_TLS_CERT", "tls_cert", str, "HTTPS listener certificate chain (PEM)"),
+    _Spec("SHIM_TLS_KEY", "tls_key", str, "HTTPS listener private key (PEM)"),
 )
