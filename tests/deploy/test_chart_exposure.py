@@ -149,7 +149,7 @@ async def test_helm_test_lists_images_through_the_shim_with_the_secrets_token(
     code, out = await run_script(images, local, "", env={"OS_TOKEN": tokens["alice"]})
     assert (code, out.strip()) == (0, f"GET {local}: 200, 1 image(s)")
     # A wrong Glance URL fails the test (what /readyz can never show).
-    broken = await make_shim(auth="keystone", glance_url=real_stack.keystone_url)
+    broken = await make_shim(auth="keystone", glance_url=URL(real_stack.keystone_url))
     local = str(broken.make_url("/v2.1/images").with_query(limit="1"))
     code, out = await run_script(images, local, "", env={"OS_TOKEN": tokens["alice"]})
     assert code != 0
