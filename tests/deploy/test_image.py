@@ -41,7 +41,7 @@ from tests.deploy.dockerd import Docker, DockerUnavailable
 from tests.deploy.kube import DOCKERFILE, IMAGE_UID, REPO
 from tests.deploy.test_dockerfile import CONSTRAINTS, exact_pins
 from tests.fakes import RecordingUpstream, Reply
-from tests.fakes.shim_server import glance_image
+from tests.fakes.images import glance_image
 from tests.shim_fixtures import TEST_PAGE_SIZE, MakeShim
 from tests.stack.catalogue import Catalogue
 from tests.stack.info import StackInfo

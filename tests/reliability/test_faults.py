@@ -36,14 +36,8 @@ from shim.app import create_app
 from shim.keys import NOVA_SESSION, SESSION
 from shim.settings import Settings
 from tests.fakes import RecordedRequest, RecordingUpstream, Reply, refused_url
-from tests.reliability.support import (
-    SCHEMA,
-    capture,
-    glance_image,
-    page,
-    settle,
-    token,
-)
+from tests.fakes.images import SCHEMA, glance_image, page
+from tests.reliability.support import capture, settle, token
 
 # Timers on these VMs fire late by a fixed ~50-90 ms (a bare aiohttp request with a 1 s
 # total timeout returns after ~1.035 s, plus the test client's and fake's own turns), so a
