@@ -391,7 +391,7 @@ async def test_sigterm_during_a_slow_request_drains_it_and_exits_0(
 ) -> None:
     glance = RecordingUpstream()
     glance_url = await glance.start(aiohttp_server)
-    glance.on("/v2/images/slow", Reply(delay=3.0, **_json(glance_image("slow"))))
+    glance.on("/v2/images/slow", Reply.json(glance_image("slow"), delay=3.0))
     grace = 30
     env = {"SHIM_GLANCE_URL": str(glance_url), "SHIM_WORKERS": "2", "SHIM_SHUTDOWN_TIMEOUT": "10"}
     with running(docker, image, env, "--tmpfs", "/tmp") as container:
@@ -412,8 +412,3 @@ async def test_sigterm_during_a_slow_request_drains_it_and_exits_0(
         state = container.state()
         assert state["ExitCode"] == 0, f"{state}\n{container.logs()[-4000:]}"
         assert not state["OOMKilled"]
-
-
-def _json(document: Any) -> dict[str, Any]:
-    reply = Reply.json(document)
-    return {"headers": reply.headers, "body": reply.body}
