@@ -297,7 +297,7 @@ def test_configmap_is_valid_shim_settings(render: Render, scenario: str, pki: Pk
     docs = render(scenario)
     env = dict(configmap_env(docs))
     env = with_test_tls_files(env, pki)
-    known = {spec.env for spec in shim_settings._SPECS}
+    known = {spec.env for spec in shim_settings.SPECS}
     assert set(env) <= known, f"unknown settings: {set(env) - known}"
     container = shim_container(docs)
     assert set(env_of(container)) <= {"PROMETHEUS_MULTIPROC_DIR", "SHIM_SERVICE_PASSWORD"}
