@@ -1,6 +1,6 @@
 """Canned Glance v2 answers: a deterministic image catalogue written as files nginx can serve.
 
-Shape follows Glance 33 as recorded in REAL_STACK.md §3 (Create + Upload): custom properties
+Shape follows Glance 33 as recorded in docs/glance.md §1 (create, then upload): custom properties
 first as top-level strings, then the base attributes, whole-second ``Z`` timestamps, ``stores``
 once the image has data. List pages are rendered the way Glance renders them
 (``json.dumps`` default separators): ``{"images": [...], "first": ..., "schema": ...,

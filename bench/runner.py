@@ -346,7 +346,7 @@ class Run:
             "",
             report.workers(r, [("detail25", "detail, 25"), ("detail1000", "detail, 1000")]),
             "",
-            "### Targets (issue 6)",
+            "### Targets",
             "",
             report.targets(r),
         ]

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import re
 from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from yarl import URL
 
 from shim import metrics
 from shim.faults import Handler
+from shim.glance import glance_operation
 from shim.keys import DEPRECATION_HEADERS, OBSERVED, SETTINGS
 from shim.legacy.microversion import LEGACY_HEADER, STANDARD_HEADER, parse_max
 from shim.legacy.paths import LegacyTarget, match_legacy
@@ -56,6 +58,7 @@ MALFORMED_ROUTE: Final = "malformed"
 CLIENT_CLOSED: Final = 499  # nginx's convention: the client went away before the answer
 MAX_LOGGED_UPSTREAM_CALLS: Final = 10
 MAX_LOGGED_TEXT: Final = 256
+_UPSTREAM_ID_RE: Final = re.compile(r"^req-[0-9a-f-]{36}$")
 _DISCOVERY_PATHS: Final = frozenset({"/", "/v2", "/v2/", "/v2.1", "/v2.1/"})
 _SECRET_HEADERS: Final = ("X-Auth-Token", "X-Subject-Token", "X-Service-Token", "Authorization")
 _IMAGE_SUFFIX: Final = "/images/{image_id}"
@@ -81,6 +84,7 @@ class UpstreamCall:
     status: int | None
     outcome: str
     seconds: float
+    request_id: str | None = None  # the upstream's own x-openstack-request-id
 
 
 @dataclass(slots=True)
@@ -267,18 +271,25 @@ def _emit(
             fields["upstream_status"] = last.status if last.status is not None else last.outcome
             fields["upstream_ms"] = round(record.upstream_seconds * 1000, 3)
             fields["upstream_calls"] = record.call_count
-            fields["upstream"] = [
-                {
-                    "service": call.service,
-                    "op": call.operation,
-                    "status": call.status if call.status is not None else call.outcome,
-                    "ms": round(call.seconds * 1000, 3),
-                }
-                for call in record.calls
-            ]
+            fields["upstream"] = [_call_fields(call) for call in record.calls]
+            if last.request_id is not None:
+                # What a passthrough client sees as its request id (Nova's), beside ours.
+                fields["upstream_request_id"] = last.request_id
     if error is not None:
         fields["aborted"] = type(error).__name__
     log.log(level, "request", **fields)
+
+
+def _call_fields(call: UpstreamCall) -> dict[str, object]:
+    fields: dict[str, object] = {
+        "service": call.service,
+        "op": call.operation,
+        "status": call.status if call.status is not None else call.outcome,
+        "ms": round(call.seconds * 1000, 3),
+    }
+    if call.request_id is not None:
+        fields["request_id"] = call.request_id
+    return fields
 
 
 def _response_version(headers: Mapping[str, str]) -> str | None:
@@ -325,13 +336,7 @@ def classify_upstream(
         if path.endswith("/v3/auth/tokens"):
             return "keystone", "validate" if method in ("GET", "HEAD") else "issue"
         return "keystone", "other"
-    if path.endswith("/v2/images"):
-        return "glance", "list" if method == "GET" else "other"
-    if path.endswith("/v2/schemas/image"):
-        return "glance", "schema"
-    if "/v2/images/" in path:
-        return "glance", {"GET": "show", "DELETE": "delete", "PATCH": "patch"}.get(method, "other")
-    return "glance", "other"
+    return "glance", glance_operation(method, url)
 
 
 def outcome_of(status: int | None, error: BaseException | None = None) -> str:
@@ -345,10 +350,17 @@ def outcome_of(status: int | None, error: BaseException | None = None) -> str:
 
 
 def note_upstream(
-    service: str, operation: str, status: int | None, error: BaseException | None, seconds: float
+    service: str,
+    operation: str,
+    status: int | None,
+    error: BaseException | None,
+    seconds: float,
+    request_id: str | None = None,
 ) -> None:
     outcome = outcome_of(status, error)
     metrics.observe_upstream(service, operation, outcome, seconds)
     record = _current.get()
     if record is not None:
-        record.add_call(UpstreamCall(service, operation, status, outcome, seconds))
+        if request_id is not None and not _UPSTREAM_ID_RE.match(request_id):
+            request_id = None  # only a well-formed id is logged, never arbitrary text
+        record.add_call(UpstreamCall(service, operation, status, outcome, seconds, request_id))

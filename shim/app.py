@@ -1,7 +1,7 @@
 """create_app(settings): the API application — one catch-all route, middlewares, lifecycle.
 
 Routing is done by `dispatch`, not aiohttp's router: legacy image paths are matched after
-merging repeated slashes (SPEC §1) and must never get aiohttp's automatic HEAD or 405
+merging repeated slashes (docs/contract.md §1) and must never get aiohttp's automatic HEAD or 405
 handling; everything else goes to Nova untouched, or, with no Nova upstream, to the
 shim's own version documents.
 """
@@ -41,6 +41,7 @@ from shim.legacy.views import glance_base_url
 from shim.limits import limits_middleware
 from shim.passthrough import proxy
 from shim.settings import Settings
+from shim.tls import UpstreamTrust
 from shim.upstream import upstream_session
 
 
@@ -55,7 +56,7 @@ def create_app(settings: Settings) -> web.Application:
             limits_middleware,
         ],
         client_max_size=settings.max_body,
-        # Passthrough bodies must reach Nova byte for byte (PROXY_PITFALLS.md §4).
+        # Passthrough bodies must reach Nova byte for byte (docs/proxying.md §4).
         handler_args={"auto_decompress": False},
     )
     app[SETTINGS] = settings
@@ -74,10 +75,14 @@ def create_app(settings: Settings) -> web.Application:
 async def upstreams(app: web.Application) -> AsyncIterator[None]:
     """The one ClientSession (and its pool) for Glance, Keystone and Nova."""
     settings = app[SETTINGS]
-    session = upstream_session(settings)
+    trust = upstream_trust(settings)
+    # Glance's trust by default: catalogue endpoints are Glance too; Keystone passes its own.
+    session = upstream_session(settings, trust.glance)
     # Nova passthrough streams (bodies of hundreds of MB, slow clients) get a pool of their
     # own, so they can never starve the Glance and Keystone calls of the image routes.
-    nova_session = upstream_session(settings, nova=True) if settings.nova_url is not None else None
+    nova_session = (
+        upstream_session(settings, trust.nova, nova=True) if settings.nova_url is not None else None
+    )
     app[SESSION] = session
     if nova_session is not None:
         app[NOVA_SESSION] = nova_session
@@ -87,7 +92,7 @@ async def upstreams(app: web.Application) -> AsyncIterator[None]:
         # keystone mode without SHIM_GLANCE_URL: one client per catalogue endpoint.
         app[GLANCE_CLIENTS] = EndpointCache(lambda root: GlanceClient(session, settings, URL(root)))
     if settings.auth == "keystone":
-        app[KEYSTONE] = Keystone(session, settings)
+        app[KEYSTONE] = Keystone(session, settings, tls=trust.keystone)
     link_base = settings.glance_link_base
     app[GLANCE_LINK_BASE] = glance_base_url(str(link_base)) if link_base is not None else ""
     app[RUNTIME].session_open = True
@@ -98,6 +103,18 @@ async def upstreams(app: web.Application) -> AsyncIterator[None]:
         await session.close()
         if nova_session is not None:
             await nova_session.close()
+
+
+def upstream_trust(settings: Settings) -> UpstreamTrust:
+    return UpstreamTrust.build(
+        ca_file=settings.ca_file,
+        glance_ca_file=settings.glance_ca_file,
+        keystone_ca_file=settings.keystone_ca_file,
+        nova_ca_file=settings.nova_ca_file,
+        verify=settings.tls_verify,
+        client_cert=settings.client_cert,
+        client_key=settings.client_key,
+    )
 
 
 async def expect_continue(request: web.Request) -> None:

@@ -1,10 +1,10 @@
-"""Who is calling: the three auth modes of SPEC §6 and Nova's project-id check.
+"""Who is calling: the three auth modes of docs/contract.md §6 and Nova's project-id check.
 
 =================  ===================================================================
 ``SHIM_AUTH``      what `authenticate` does
 =================  ===================================================================
 ``passthrough``    forwards the token; Glance decides. No token → 401 here, without
-                   calling Glance (SPEC §5). The URL project id is not checked.
+                   calling Glance (contract.md §5). The URL project id is not checked.
 ``keystone``       validates the token with Keystone (``GET /v3/auth/tokens``), through
                    `TokenCache`; invalid or expired → 401; Keystone unreachable, 5xx,
                    timed out or answering nonsense → 503 + Retry-After (never let
@@ -82,6 +82,17 @@ async def authenticate(request: web.Request) -> Identity:
             image=info.image,
         )
     return Identity(token=token)
+
+
+def forget_rejected(app: web.Application, token: str | None) -> None:
+    """Glance refused a token the cache holds as valid (revoked since it was validated).
+
+    In ``keystone`` mode the cached verdict is dropped, so the next request asks Keystone
+    again instead of trusting it for the rest of ``SHIM_TOKEN_CACHE_TTL``.
+    """
+    if token is not None and app[SETTINGS].auth == "keystone":
+        app[KEYSTONE].cache.invalidate(token)
+        log.info("token_rejected_by_glance")
 
 
 def trusted_identity(

@@ -1,4 +1,4 @@
-"""Reading an upstream answer whole, but never more than a bound (SPEC D13)."""
+"""Reading an upstream answer whole, but never more than a bound (docs/contract.md D13)."""
 
 from __future__ import annotations
 

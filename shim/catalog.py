@@ -9,7 +9,7 @@ region is configured, whose ``region_id`` (or older ``region``) equals it.
 An endpoint is normalised to a *service root*: a trailing version (``/v2``, ``/v2.0``,
 ``/v2/``) is removed, runs of ``/`` merged and a trailing ``/`` dropped, so
 ``http://h/image/v2/`` becomes ``http://h/image`` and ``root + "/v2/images"`` never holds
-``//`` (NOVA_IMAGE_API §4.3, SPEC D8). It must not decide what to do when nothing is
+``//`` (docs/nova.md §4.3, docs/contract.md D8). It must not decide what to do when nothing is
 found: callers answer 503.
 
 `EndpointCache` keeps one client per discovered root (bounded), built by a factory the

@@ -32,6 +32,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_SETTINGS
     configure_logging(settings)
     logging.captureWarnings(True)
+    if not settings.tls_verify:
+        log.warning(
+            "tls_verification_off",
+            detail="SHIM_TLS_VERIFY=false: upstream certificates and host names are not "
+            "checked; anyone on the path to Glance, Keystone or Nova can read tokens",
+        )
     try:
         # prometheus-client's own variable; the Helm chart points it at an emptyDir.
         metrics_dir = prepare_metrics_dir(
@@ -42,5 +48,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_SETTINGS
     if settings.workers == 1:
         log.info("starting", listen=str(settings.listen), workers=1)
-        return run_worker(settings, reuse_port=False)
+        return run_worker(settings)
     return supervise(settings, metrics_dir)

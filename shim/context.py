@@ -4,7 +4,7 @@ A well-formed ``X-Openstack-Request-Id`` from the client is kept (so a trace can
 client, shim and Glance); anything else is replaced by a fresh ``req-<uuid>``. Every
 answer the shim itself produces (success, fault or stream) carries it as
 ``x-openstack-request-id`` and ``x-compute-request-id``, plus the headers a legacy route
-queued under ``RESPONSE_HEADERS`` (microversion, ``Vary``, deprecation). Passthrough
+queued under ``RESPONSE_HEADERS`` (microversion, ``Vary``), except on a 401. Passthrough
 answers are Nova's own and are left untouched.
 """
 
@@ -63,8 +63,11 @@ async def stamp_response(request: web.Request, response: web.StreamResponse) -> 
     if request.get(PASSTHROUGH):
         return
     headers = response.headers
-    for name, value in request.get(RESPONSE_HEADERS, ()):
-        headers.add(name, value)
+    if response.status != 401:
+        # keystonemiddleware answers a 401 before Nova's API runs: no microversion
+        # headers and no Vary on it, whatever the request asked for.
+        for name, value in request.get(RESPONSE_HEADERS, ()):
+            headers.add(name, value)
     request_id = request.get(REQUEST_ID)
     if request_id is not None:
         headers["x-openstack-request-id"] = request_id

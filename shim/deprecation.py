@@ -2,7 +2,7 @@
 
 Pure (no aiohttp, no I/O). `deprecation_headers` turns the three settings into the header
 pairs added to every legacy image response (never to passthrough answers), and raises
-`ValueError` naming the setting when one is malformed, so start-up stops (SPEC §8).
+`ValueError` naming the setting when one is malformed, so start-up stops (docs/contract.md §8).
 
 =========================  ==========================================  ========================
 setting                    accepted                                    header sent

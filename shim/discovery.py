@@ -1,10 +1,10 @@
 """Version discovery documents for standalone mode (no Nova upstream).
 
 Owns the bytes of ``GET /``, ``/v2``, ``/v2/``, ``/v2.1`` and ``/v2.1/`` exactly as Nova 34
-serves them (NOVA_IMAGE_API.md appendix A): same key order, same ``json.dumps`` spacing,
+serves them (docs/nova.md appendix A): same key order, same ``json.dumps`` spacing,
 same ``updated`` stamps, media type ``application/json``, status 200. Only the host in the
 links and the advertised maximum differ: 2.35 with the microversion cap on (every image
-route works there), else the configured maximum (SPEC §2).
+route works there), else the configured maximum (docs/contract.md §2).
 
 The document builders are pure; :func:`discovery_handler` only picks one for a request. With
 a Nova upstream these paths are passed through instead, and Nova answers them.
@@ -114,7 +114,7 @@ async def discovery_handler(request: web.Request, settings: Settings) -> web.Res
         )
     if path in _V21_PATHS:
         # Nova parses the microversion here as on any v2.1 route: 400/406 for a bad one,
-        # else the requested version echoed, with Vary twice (NOVA_IMAGE_API.md §2.2-2.3).
+        # else the requested version echoed, with Vary twice (nova.md §2.2-2.3).
         version = requested_version(request.headers.items(), parse_max(settings.max_microversion))
         body = v21_document(public_base(request, settings), advertised_max_version(settings))
         response = web.Response(body=body, content_type=MEDIA_TYPE)

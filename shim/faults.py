@@ -10,11 +10,11 @@ Exception tree::
     │   ├── NotAcceptable                406 computeFault (microversion out of range)
     │   ├── Conflict                     409 conflictingRequest
     │   ├── OverLimit                    413 overLimit
-    │   ├── BadUpstreamResponse          502 computeFault (malformed Glance answer, D13)
+    │   ├── BadUpstreamResponse          502 computeFault (bad Glance answer, docs/contract.md D13)
     │   ├── BadGateway                   502 computeFault (passthrough upstream refused)
-    │   ├── ServiceUnavailable           503 serviceUnavailable + Retry-After (D11)
+    │   ├── ServiceUnavailable           503 serviceUnavailable + Retry-After (contract.md D11)
     │   └── GatewayTimeout               504 computeFault (passthrough upstream timed out)
-    └── Unauthorized                     401 with keystonemiddleware's body (SPEC §5)
+    └── Unauthorized                     401 with keystonemiddleware's body (contract.md §5)
 
 Handlers raise; only :func:`fault_middleware` turns exceptions into responses, and it is
 the only place with ``except Exception``. Messages never carry a token: they are built
@@ -134,7 +134,7 @@ class GatewayTimeout(NovaFault):
 
 
 class Unauthorized(ShimError):
-    """401 exactly as keystonemiddleware answers it (NOVA_IMAGE_API.md appendix B)."""
+    """401 exactly as keystonemiddleware answers it (docs/nova.md appendix B)."""
 
     def __init__(self, www_authenticate: str | None) -> None:
         super().__init__("The request you have made requires authentication.")
@@ -171,7 +171,7 @@ async def fault_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException:
         raise
     except ConnectionResetError:
-        # The client went away mid-response: nothing left to answer (PROXY_PITFALLS §12).
+        # The client went away mid-response: nothing left to answer (docs/proxying.md §12).
         raise
     except Exception:
         log.exception("unexpected_error", path=request.path)

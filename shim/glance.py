@@ -1,17 +1,17 @@
 """GlanceClient: typed Glance v2 calls over the app's one ClientSession.
 
 It owns the boundary: the caller's token and the shim's request id go out on every call,
-and every Glance status or transport failure comes back as a Nova fault (SPEC §5):
+and every Glance status or transport failure comes back as a Nova fault (docs/contract.md §5):
 
-- 400 → 400 with Glance's text; 401 → 401 with keystonemiddleware's body (D4);
+- 400 → 400 with Glance's text; 401 → 401 with keystonemiddleware's body (contract.md D4);
 - 403 → 403: a list keeps Glance's text, a delete says "You are not allowed to delete the
   image.", any other call "Not authorized for image <id>.";
 - 404 → 404 "Image not found." (a list answering 404 is malformed: 502);
-- 409 → 409 on delete and patch, 413 → 413 on patch (D4); elsewhere 502;
+- 409 → 409 on delete and patch, 413 → 413 on patch (contract.md D4); elsewhere 502;
 - 5xx, refused, timed out → GETs are retried with jittered backoff inside one deadline,
-  writes (DELETE, PATCH) are not retried by the shim; then 503 with Retry-After (D11);
+  writes (DELETE, PATCH) are not retried by the shim; then 503 with Retry-After (contract.md D11);
 - invalid JSON, the wrong shape, a body over SHIM_GLANCE_MAX_BODY → 502 "Invalid response
-  from the image service" (D13).
+  from the image service" (contract.md D13).
 
 "text" is what glanceclient would have said — ``HTTP <code> <reason>: <explanation>`` —
 HTML-escaped as Nova does. No message ever includes the token.
@@ -47,6 +47,7 @@ from shim.faults import (
 )
 from shim.legacy.views import FALLBACK_SCHEMA, ImageSchema, schema_from_glance
 from shim.settings import Settings
+from shim.tls import log_tls_failure, tls_failure
 
 log = structlog.get_logger(__name__)
 
@@ -89,7 +90,7 @@ def explanation(answer: GlanceAnswer, secret: str | None = None) -> str:
     """glanceclient's rendering of a Glance error, HTML-escaped as Nova returns it.
 
     *secret* (the caller's token) is masked should Glance, or a proxy in front of it,
-    repeat it: no fault message ever carries a token (SPEC §5).
+    repeat it: no fault message ever carries a token (contract.md §5).
     """
     details = ""
     if "json" in answer.content_type:
@@ -187,8 +188,14 @@ class GlanceClient:
             return self._schema
         try:
             doc = await self._get_json("show", None, self._schema_url, caller)
-        except (BadUpstreamResponse, ItemNotFound):
-            log.warning("glance_schema_unavailable")
+        except (BadUpstreamResponse, ItemNotFound) as exc:
+            # A wrong SHIM_GLANCE_URL (one ending in /v2, say) shows here first.
+            log.warning(
+                "glance_schema_unavailable",
+                url=_loggable(self._schema_url),
+                status=exc.status,
+                reason=exc.message,
+            )
             return FALLBACK_SCHEMA
         if not isinstance(doc, dict):
             return FALLBACK_SCHEMA
@@ -263,6 +270,7 @@ class GlanceClient:
             try:
                 answer = await self._fetch("GET", url, caller, remaining)
             except _TRANSPORT_ERRORS as exc:
+                self._refuse_tls(url, exc)
                 failure: str = type(exc).__name__
             else:
                 if answer.status < 300:
@@ -273,9 +281,21 @@ class GlanceClient:
             attempt += 1
             pause = random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt))  # noqa: S311
             if attempt > settings.glance_retries or loop.time() + pause >= deadline:
-                log.warning("glance_unavailable", op=op, attempts=attempt, failure=failure)
+                log.warning(
+                    "glance_unavailable",
+                    op=glance_operation("GET", url),
+                    url=_loggable(url),
+                    attempts=attempt,
+                    failure=failure,
+                )
                 raise ServiceUnavailable(UNAVAILABLE, retry_after=settings.retry_after)
-            log.info("glance_retry", op=op, attempt=attempt, failure=failure)
+            log.info(
+                "glance_retry",
+                op=glance_operation("GET", url),
+                url=_loggable(url),
+                attempt=attempt,
+                failure=failure,
+            )
             await asyncio.sleep(pause)
 
     async def _send(
@@ -287,7 +307,7 @@ class GlanceClient:
         content_type: str | None = None,
     ) -> GlanceAnswer:
         """One write, sent once: no retries of our own, and none of aiohttp's (a blind
-        retry could repeat a delete). A 5xx or a lost answer is a 503 (SPEC D11)."""
+        retry could repeat a delete). A 5xx or a lost answer is a 503 (contract.md D11)."""
         try:
             answer = await self._fetch(
                 method,
@@ -298,13 +318,27 @@ class GlanceClient:
                 content_type,
             )
         except _TRANSPORT_ERRORS as exc:
+            self._refuse_tls(url, exc)
             failure: str = type(exc).__name__
         else:
             if answer.status not in _RETRY_STATUSES:
                 return answer
             failure = f"status {answer.status}"
-        log.warning("glance_unavailable", method=method, failure=failure)
+        log.warning(
+            "glance_unavailable",
+            op=glance_operation(method, url),
+            url=_loggable(url),
+            failure=failure,
+        )
         raise ServiceUnavailable(UNAVAILABLE, retry_after=self._settings.retry_after)
+
+    def _refuse_tls(self, url: URL, error: BaseException) -> None:
+        """A TLS failure is the deployment's (a CA, a host name, a client certificate):
+        retrying cannot help, so it is a 503 at once, with its reason in one log line."""
+        reason = tls_failure(error)
+        if reason is not None:
+            log_tls_failure("glance", url, reason)
+            raise ServiceUnavailable(UNAVAILABLE, retry_after=self._settings.retry_after)
 
     async def _fetch(
         self,
@@ -338,6 +372,23 @@ class GlanceClient:
                 body=payload,
                 www_authenticate=response.headers.get("WWW-Authenticate"),
             )
+
+
+def glance_operation(method: str, url: URL) -> str:
+    """A Glance call's name, as the access line and the upstream metrics spell it."""
+    path = url.path.rstrip("/")
+    if path.endswith("/v2/images"):
+        return "list" if method == "GET" else "other"
+    if path.endswith("/v2/schemas/image"):
+        return "schema"
+    if "/v2/images/" in path:
+        return {"GET": "show", "DELETE": "delete", "PATCH": "patch"}.get(method, "other")
+    return "other"
+
+
+def _loggable(url: URL) -> str:
+    """*url* without its query (filter values are the caller's) or any user info."""
+    return str(url.with_query(None).with_user(None))
 
 
 def _decode(body: bytes) -> Any:

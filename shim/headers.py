@@ -2,8 +2,8 @@
 
 Owns which fields a proxy may pass on (RFC 9110 §7.6.1), the ``X-Forwarded-*`` and ``Via``
 fields the shim adds, when a client's own ``Forwarded``/``X-Forwarded-*`` fields are believed
-(only from a peer in ``SHIM_TRUSTED_PROXIES``, RFC 7239 §8), and how an upstream
-``Location`` is turned into a public one.
+(only from a peer in ``SHIM_TRUSTED_PROXIES``, RFC 7239 §8), and the base links start
+with (:func:`link_base`; ``nova_links.py`` keeps Nova's links on it).
 
 Headers are plain ``(name, value)`` pairs in wire order, repeated names kept. Nothing here
 imports aiohttp or does I/O; the handler in ``passthrough.py`` feeds it request data.
@@ -45,7 +45,7 @@ HOP_BY_HOP: Final[frozenset[str]] = frozenset(
     }
 )
 # Not hop-by-hop, but never copied on a request: aiohttp derives Host from the target URL,
-# and the shim's server already answered `100 Continue` (PROXY_PITFALLS §1). Content-Length
+# and the shim's server already answered `100 Continue` (docs/proxying.md §1). Content-Length
 # is kept: with decompression off on both sides the body is the client's bytes, so the
 # length stays true and the upstream sees the same framing.
 REQUEST_ONLY_DROPPED: Final[frozenset[str]] = frozenset({"host", "expect"})
@@ -246,48 +246,24 @@ def forwarded_headers(
     return result
 
 
-def _origin(url: URL) -> tuple[str, str, int | None]:
-    return (url.scheme.lower(), (url.raw_host or "").lower(), url.port)
+def link_base(public_url: URL | None, scheme: str, host: str) -> str:
+    """The base every link the shim hands out starts with, no trailing slash.
 
-
-def _below(path: str, prefix: str) -> str | None:
-    """What follows *prefix* in *path* if *path* is the prefix or below it, else None."""
-    if path == prefix or path.startswith(prefix + "/"):
-        return path[len(prefix) :]
-    return None
-
-
-def rewrite_location(value: str, upstream_base: str, public_base: str) -> str:
-    """Map a ``Location`` pointing into the upstream onto the shim's public base.
-
-    ``http://nova:8774/compute/v2.1/servers/1`` with upstream ``http://nova:8774/compute``
-    and public ``https://api.example/legacy`` becomes
-    ``https://api.example/legacy/v2.1/servers/1``; a path-absolute ``/compute/v2.1/…``
-    becomes ``/legacy/v2.1/…``. Anything else (another origin, a relative reference, a path
-    outside the upstream prefix, something unparsable) is returned unchanged. Path, query
-    and fragment are copied as sent, never re-quoted.
+    ``SHIM_PUBLIC_URL`` when set, else the client's scheme and host (from
+    :func:`client_scheme_host`): the one rule for the image routes' links and for the
+    links kept on the shim in passthrough answers.
     """
-    try:
-        location = URL(value, encoded=True)
-        upstream = URL(upstream_base, encoded=True)
-        public = URL(public_base, encoded=True)
-    except ValueError:
-        return value
-    if location.absolute:
-        if _origin(location) != _origin(upstream):
-            return value
-        start = str(public.origin())
-    elif value.startswith("/") and not value.startswith("//"):
-        start = ""
-    else:
-        return value
-    rest = _below(location.raw_path, upstream.raw_path.rstrip("/"))
-    if rest is None:
-        return value
-    path = public.raw_path.rstrip("/") + rest
-    result = start + (path or "/")
-    if location.raw_query_string:
-        result += "?" + location.raw_query_string
-    if location.raw_fragment:
-        result += "#" + location.raw_fragment
-    return result
+    if public_url is not None:
+        return str(public_url).rstrip("/")
+    return f"{scheme}://{host}"
+
+
+def told_hosts(headers: Sequence[Header]) -> tuple[str, ...]:
+    """Hosts the outgoing *headers* tell the upstream it was reached at.
+
+    ``X-Forwarded-Host`` values and ``Forwarded`` ``host=`` parameters: an upstream that
+    parses them (Nova with ``enable_proxy_headers_parsing``) builds its links on them.
+    """
+    hosts = _values(headers, "x-forwarded-host")
+    hosts += [element["host"] for element in _forwarded_elements(headers) if "host" in element]
+    return tuple(dict.fromkeys(hosts))

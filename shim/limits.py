@@ -1,4 +1,4 @@
-"""Request-size limits the shim enforces itself, answered as Nova faults (PROXY_PITFALLS §15).
+"""Request-size limits the shim enforces itself, answered as Nova faults (docs/proxying.md §15).
 
 aiohttp's HTTP parser refuses a request line or a header field over 8190 bytes with a
 plain-text 400 before any middleware runs. The shim's own limits sit below that, so an
@@ -13,7 +13,7 @@ setting                    status  what is measured
 =========================  ======  =====================================================
 
 The body of an image route is also bounded while it is read (``client_max_size``); a
-passthrough body streams to Nova unbounded (PROXY_PITFALLS §14: size it at the ingress).
+passthrough body streams to Nova unbounded (proxying.md §14: size it at the ingress).
 Nothing of the offending request is logged: it may carry a token.
 """
 

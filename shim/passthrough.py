@@ -1,24 +1,31 @@
 """Streaming passthrough of every compute request the shim does not answer itself.
 
-Owns one handler, :func:`proxy`, in the shape PROXY_PITFALLS.md recommends: the target URL
+Owns one handler, :func:`proxy`, in the shape docs/proxying.md recommends: the target URL
 is built from the encoded path and query exactly as received (under the upstream's path
 prefix), both bodies stream in 64 KiB pieces without decoding, hop-by-hop fields are
 dropped both ways (``headers.py``), and the upstream answer is written from inside the
 client's ``async with`` so the connection is released on every path.
 
-Failures, as SPEC §6 and §5 ask:
+Failures, as docs/contract.md §6 and §5 ask:
 
 * before any byte of the answer was sent: refused or broken upstream → 502, connect or
   first-byte timeout → 504, no free pooled connection within ``connect_timeout`` → 503
   with ``Retry-After`` (needs :func:`pool_trace_config` on the session, else 504); all
   Nova fault JSON raised as :class:`~shim.faults.NovaFault` for the fault middleware;
 * after the answer began: the client connection is reset (:class:`UpstreamBroken` ends the
-  relay), so a truncated body can never look complete (PROXY_PITFALLS §12);
+  relay), so a truncated body can never look complete (proxying.md §12);
 * the client going away mid-answer is not an error: logged at info, upstream closed.
 
-It must not buffer a body, decode one, follow redirects, or keep cookies (the session is
-built with ``DummyCookieJar`` and ``trust_env=False`` in ``app.py``). The server must run
-with ``auto_decompress=False`` so request bodies arrive as the client sent them.
+Links in Nova's answers are kept on the shim (docs/contract.md, Links in passthrough
+answers; the rewrite is ``nova_links.py``): ``Location`` always, and the ``href`` values of
+an uncompressed JSON answer, held whole up to ``BUFFERED_BODY_MAX`` (so it keeps an exact
+Content-Length) or rewritten piece by piece as it streams above that. Every other body is
+relayed byte for byte as it arrives.
+
+It must not buffer a body beyond that bound, decode one, follow redirects, or keep cookies
+(the session is built with ``DummyCookieJar`` and ``trust_env=False`` in ``app.py``). The
+server must run with ``auto_decompress=False`` so request bodies arrive as the client sent
+them.
 """
 
 from __future__ import annotations
@@ -50,15 +57,20 @@ from shim.headers import (
     filter_response_headers,
     forwarded_headers,
     is_trusted,
-    rewrite_location,
+    link_base,
+    told_hosts,
     via_value,
 )
+from shim.keys import REQUEST_ID
+from shim.nova_links import BodyMode, LinkStream, NovaLinks, body_mode, nova_links
 from shim.settings import Settings
+from shim.tls import log_tls_failure, tls_failure
 
 log = structlog.get_logger(__name__)
 
 CHUNK_SIZE: Final = 64 * 1024
-# aiohttp adds these when absent (PROXY_PITFALLS §3); only the client's own may pass.
+REQUEST_ID_HEADER: Final = "x-openstack-request-id"
+# aiohttp adds these when absent (proxying.md §3); only the client's own may pass.
 SKIP_AUTO_HEADERS: Final = frozenset({"Accept", "Accept-Encoding", "Content-Type", "User-Agent"})
 # A dot-segment, literal or percent-encoded (RFC 3986 §3.3, §5.2.4). Legitimate clients
 # remove them before sending; passed on they could climb out of the upstream's path prefix
@@ -70,6 +82,7 @@ MSG_CONNECT: Final = "The compute service is unavailable: could not connect to i
 MSG_CONNECT_TIMEOUT: Final = "The compute service did not accept a connection in time."
 MSG_READ_TIMEOUT: Final = "The compute service did not respond in time."
 MSG_BROKEN: Final = "The compute service closed the connection without a valid response."
+MSG_TLS: Final = "The compute service is unavailable: its TLS connection could not be set up."
 MSG_BUSY: Final = "Too many requests are waiting for the compute service; retry later."
 MSG_BAD_HEADER: Final = "Invalid request header: names and values must be UTF-8."
 MSG_BAD_METHOD: Final = "The CONNECT method is not supported."
@@ -113,7 +126,7 @@ def pool_trace_config() -> aiohttp.TraceConfig:
     """Trace config that lets :func:`proxy` tell pool exhaustion (503) from a slow connect.
 
     aiohttp's ``connect`` timeout covers both the wait for a free slot and the TCP connect
-    (PROXY_PITFALLS §7); only the queue signals tell them apart. Pass it to the shared
+    (proxying.md §7); only the queue signals tell them apart. Pass it to the shared
     ``ClientSession(trace_configs=[...])``; other requests are unaffected.
     """
     config = aiohttp.TraceConfig()
@@ -126,7 +139,7 @@ def upstream_target(upstream: URL, request_url: URL) -> URL:
     """Upstream URL for *request_url*: its encoded path under the upstream's prefix.
 
     Built with ``encoded=True`` so ``%2F``, ``%28`` and ``+`` reach Nova untouched
-    (PROXY_PITFALLS §10). ``URL.join`` is not used: it would drop the prefix.
+    (proxying.md §10). ``URL.join`` is not used: it would drop the prefix.
     """
     return URL.build(
         scheme=upstream.scheme,
@@ -145,8 +158,15 @@ def _request_headers(
     if any(_SURROGATES.search(name + value) for name, value in inbound):
         raise BadRequest(MSG_BAD_HEADER)
     peer = request.remote
+    # The shim's request id goes to Nova as the caller's (oslo.middleware keeps it as the
+    # global request id in Nova's log lines), so both logs can be joined; a client's own
+    # well-formed id is the shim's id already (shim.context).
+    sent = inbound
+    if (request_id := request.get(REQUEST_ID)) is not None:
+        sent = [(name, value) for name, value in inbound if name.lower() != REQUEST_ID_HEADER]
+        sent.append(("X-OpenStack-Request-ID", request_id))
     headers = forwarded_headers(
-        filter_request_headers(inbound),
+        filter_request_headers(sent),
         peer,
         scheme,
         host,
@@ -168,16 +188,15 @@ def _one_spelling(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
 
 
 def _response_headers(
-    answer: aiohttp.ClientResponse, upstream: URL, public_base: str | None
+    answer: aiohttp.ClientResponse, links: NovaLinks, mode: BodyMode, length: int | None
 ) -> list[tuple[str, str]]:
-    headers = filter_response_headers(answer.headers.items())
-    if public_base is not None:
-        headers = [
-            (name, rewrite_location(value, str(upstream), public_base))
-            if name.lower() == "location"
-            else (name, value)
-            for name, value in headers
-        ]
+    headers = [
+        (name, links.location(value)) if name.lower() == "location" else (name, value)
+        for name, value in filter_response_headers(answer.headers.items())
+        if mode == "as-is" or name.lower() != "content-length"
+    ]
+    if length is not None:
+        headers.append(("Content-Length", str(length)))
     version = answer.version or aiohttp.HttpVersion11
     headers.append(("Via", via_value(version.major, version.minor)))
     return headers
@@ -195,6 +214,26 @@ def _request_fault(
     if isinstance(exc, aiohttp.ClientConnectorError):
         return BadGateway(MSG_CONNECT)
     return BadGateway(MSG_BROKEN)
+
+
+def _failed(
+    request: web.Request,
+    target: URL,
+    exc: aiohttp.ClientError | TimeoutError,
+    wait: PoolWait,
+    settings: Settings,
+) -> NovaFault:
+    if (reason := tls_failure(exc)) is not None:
+        log_tls_failure("nova", target, reason)
+        return BadGateway(MSG_TLS)
+    fault = _request_fault(exc, wait, settings)
+    log.warning(
+        "passthrough_failed",
+        path=request.rel_url.path,
+        status=fault.status,
+        error=type(exc).__name__,
+    )
+    return fault
 
 
 def _reset(request: web.Request) -> None:
@@ -227,9 +266,9 @@ async def proxy(
         request.remote, inbound, request.scheme, request.host, settings.trusted_proxies
     )
     headers = _request_headers(request, inbound, scheme, host, settings)
-    public_base: str | None = None
-    if settings.rewrite_location:
-        public_base = str(settings.public_url or f"{scheme}://{host}")
+    links = nova_links(
+        str(upstream), link_base(settings.public_url, scheme, host), told_hosts(headers)
+    )
     wait = PoolWait()
     async with contextlib.AsyncExitStack() as stack:
         try:
@@ -251,36 +290,53 @@ async def proxy(
                 )
             )
         except (aiohttp.ClientError, TimeoutError) as exc:
-            fault = _request_fault(exc, wait, settings)
-            log.warning(
-                "passthrough_failed",
-                path=request.rel_url.path,
-                status=fault.status,
-                error=type(exc).__name__,
-            )
-            raise fault from None
+            raise _failed(request, target, exc, wait, settings) from None
+        mode = body_mode(
+            request.method,
+            answer.status,
+            answer.headers.get("Content-Type"),
+            answer.headers.get("Content-Encoding"),
+            answer.content_length,
+        )
+        body: bytes | None = None
+        if mode == "whole":
+            # Held whole (at most BUFFERED_BODY_MAX) so the answer keeps an exact length;
+            # nothing was sent yet, so a failure here is still a clean fault.
+            try:
+                body = links.body(await answer.read())
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise _failed(request, target, exc, wait, settings) from None
         response = web.StreamResponse(
             status=answer.status,
             reason=answer.reason or None,
-            headers=_response_headers(answer, upstream, public_base),
+            headers=_response_headers(answer, links, mode, None if body is None else len(body)),
         )
         try:
             await response.prepare(request)
-            await _relay(request, answer, response)
+            if body is not None:
+                await response.write(body)
+                await response.write_eof()
+            else:
+                await _relay(
+                    request, answer, response, links.stream() if mode == "stream" else None
+                )
         except UpstreamBroken:
             # Already logged and the client connection reset: return, so aiohttp does not
             # log an upstream failure as an unhandled "Error handling request" (its 500
             # path) on top; writing the end of the response then fails quietly.
             pass
         except ConnectionResetError:
-            # The client went away (PROXY_PITFALLS §12): leaving the `async with` closes the
+            # The client went away (proxying.md §12): leaving the `async with` closes the
             # half-read upstream connection instead of returning it to the pool.
             log.info("passthrough_client_gone", path=request.rel_url.path)
     return response
 
 
 async def _relay(
-    request: web.Request, answer: aiohttp.ClientResponse, response: web.StreamResponse
+    request: web.Request,
+    answer: aiohttp.ClientResponse,
+    response: web.StreamResponse,
+    rewrite: LinkStream | None,
 ) -> None:
     while True:
         try:
@@ -295,5 +351,9 @@ async def _relay(
             raise UpstreamBroken(MSG_BROKEN) from exc
         if not chunk:
             break
+        if rewrite is not None:
+            chunk = rewrite.feed(chunk)  # empty while it holds back a possible link
         await response.write(chunk)
+    if rewrite is not None:
+        await response.write(rewrite.end())
     await response.write_eof()

@@ -5,7 +5,7 @@ socket stops accepting, idle keep-alive connections close, in-flight requests ge
 ``SHIM_SHUTDOWN_TIMEOUT`` to finish (then they are cancelled), the upstream session closes,
 and only then does the metrics port go away. It returns normally (exit status 0).
 
-Server-side limits aiohttp 3.14 leaves to us (PROXY_PITFALLS §15):
+Server-side limits aiohttp 3.14 leaves to us (docs/proxying.md §15):
 
 * **Header-read timeout.** aiohttp bounds neither the time to send a request head nor a
   head trickled byte by byte. `BoundedHeadHandler` closes a connection whose request
@@ -31,6 +31,8 @@ import contextlib
 import gc
 import logging
 import signal
+import socket
+import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -48,14 +50,15 @@ from shim.faults import FAULT_CONTENT_TYPE, UNEXPECTED_MESSAGE, NovaFault
 from shim.keys import RUNTIME, Runtime
 from shim.legacy.render import ACCELERATED
 from shim.metrics import create_metrics_app
-from shim.settings import Settings
+from shim.settings import Address, Settings
+from shim.tls import ListenerCertificate
 
 log = structlog.get_logger(__name__)
 
 MAX_REQUEST_LINE: Final = 8192
 MAX_FIELD_SIZE: Final = 8190
 MAX_HEADERS: Final = 128
-# Above any load balancer's idle timeout, so the balancer closes first (PROXY_PITFALLS §9).
+# Above any load balancer's idle timeout, so the balancer closes first (proxying.md §9).
 KEEPALIVE_TIMEOUT: Final = 75.0
 BACKLOG: Final = 1024
 URI_TOO_LONG: Final = "Request-URI Too Long"
@@ -121,7 +124,7 @@ class BoundedHeadHandler(RequestHandler):
         message: str | None = None,
     ) -> web.StreamResponse:
         if isinstance(exc, ConnectionError):
-            # The client went away mid-answer (PROXY_PITFALLS §12): not a server error.
+            # The client went away mid-answer (proxying.md §12): not a server error.
             log.info("client_disconnected", path=request.path, error=type(exc).__name__)
             fault = NovaFault(UNEXPECTED_MESSAGE, status=500)
         elif status >= 500:  # an exception escaped the fault middleware (504: a timeout)
@@ -194,8 +197,8 @@ def api_runner(app: web.Application, settings: Settings) -> ShimRunner:
         max_line_size=MAX_REQUEST_LINE,
         max_field_size=MAX_FIELD_SIZE,
         max_headers=MAX_HEADERS,
-        # Passthrough bodies reach Nova byte for byte (PROXY_PITFALLS §4); a client that
-        # disconnects must not cancel a write half-way (PROXY_PITFALLS §12).
+        # Passthrough bodies reach Nova byte for byte (proxying.md §4); a client that
+        # disconnects must not cancel a write half-way (proxying.md §12).
         auto_decompress=False,
         handler_cancellation=False,
     )
@@ -237,42 +240,91 @@ class Running:
                 await self.metrics.cleanup()
 
 
+@dataclass(frozen=True, slots=True)
+class Listeners:
+    """The listening sockets of one shim: the API's, and the metrics port's unless off.
+
+    Bound once, by the process that owns the address (the master when there are several
+    workers, which inherit them across ``fork``), without ``SO_REUSEPORT``: a second shim
+    started on the same address then fails with "address in use" whatever its worker
+    count, instead of quietly taking a share of the first one's connections.
+    """
+
+    api: socket.socket
+    metrics: socket.socket | None
+
+    def close(self) -> None:
+        self.api.close()
+        if self.metrics is not None:
+            self.metrics.close()
+
+
+def bind_listener(address: Address) -> socket.socket:
+    """A listening TCP socket on *address* (``::`` is dual-stack where the host allows)."""
+    family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
+    dual = address.host == "::" and socket.has_dualstack_ipv6()
+    sock = socket.create_server(
+        (address.host, address.port), family=family, backlog=BACKLOG, dualstack_ipv6=dual
+    )
+    sock.setblocking(False)
+    return sock
+
+
+def bind_listeners(settings: Settings) -> Listeners:
+    """Bind the API and metrics addresses; `OSError` (address in use, …) if either fails."""
+    api = bind_listener(settings.listen)
+    try:
+        metrics = (
+            bind_listener(settings.metrics_listen) if settings.metrics_listen is not None else None
+        )
+    except BaseException:
+        api.close()
+        raise
+    return Listeners(api, metrics)
+
+
 async def start(
     settings: Settings,
     *,
-    reuse_port: bool = False,
+    listeners: Listeners | None = None,
     app: web.Application | None = None,
 ) -> Running:
-    """Start the API and metrics servers (ports 0 allowed); undo everything on failure."""
+    """Start the API and metrics servers on *listeners* (bound here when not given; ports
+    0 allowed); undo everything on failure."""
     app = app if app is not None else create_app(settings)
     runtime = app[RUNTIME]
     api = api_runner(app, settings)
     metrics_runner: web.AppRunner | None = None
+    owned = listeners is None
     await api.setup()
     try:
-        listen = settings.listen
-        site = web.TCPSite(
-            api, listen.host, listen.port, reuse_port=reuse_port or None, backlog=BACKLOG
-        )
-        await site.start()
-        if settings.metrics_listen is not None:
+        if listeners is None:
+            listeners = bind_listeners(settings)
+        await web.SockSite(
+            api, listeners.api, backlog=BACKLOG, ssl_context=listener_tls(settings)
+        ).start()
+        if listeners.metrics is not None:
             metrics_runner = web.AppRunner(
                 create_metrics_app(runtime), access_log=None, handle_signals=False
             )
             await metrics_runner.setup()
-            metrics_site = web.TCPSite(
-                metrics_runner,
-                settings.metrics_listen.host,
-                settings.metrics_listen.port,
-                reuse_port=reuse_port or None,
-            )
-            await metrics_site.start()
+            await web.SockSite(metrics_runner, listeners.metrics).start()
     except BaseException:
         if metrics_runner is not None:
             await metrics_runner.cleanup()
         await api.cleanup()
+        if owned and listeners is not None:
+            listeners.close()
         raise
     return Running(runtime, api, metrics_runner, settings.shutdown_timeout)
+
+
+def listener_tls(settings: Settings) -> ssl.SSLContext | None:
+    """HTTPS on the API port when ``SHIM_TLS_CERT`` is set (never on the metrics port:
+    probes and scrapers stay plain HTTP)."""
+    if settings.tls_cert is None:
+        return None
+    return ListenerCertificate(settings.tls_cert, settings.tls_key).context
 
 
 def settle_heap() -> None:
@@ -283,7 +335,7 @@ def settle_heap() -> None:
     gc.freeze()
 
 
-async def serve(settings: Settings, *, reuse_port: bool = False) -> None:
+async def serve(settings: Settings, *, listeners: Listeners | None = None) -> None:
     """Serve until SIGTERM/SIGINT, then drain (module docstring). Raises if it cannot start."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -292,7 +344,7 @@ async def serve(settings: Settings, *, reuse_port: bool = False) -> None:
         loop.add_signal_handler(signum, stop.set)
     try:
         try:
-            running = await start(settings, reuse_port=reuse_port)
+            running = await start(settings, listeners=listeners)
         except OSError as exc:
             raise StartupFailed(f"cannot listen: {exc}") from exc
         except Exception as exc:
@@ -301,6 +353,7 @@ async def serve(settings: Settings, *, reuse_port: bool = False) -> None:
         log.info(
             "listening",
             api=running.api_port,
+            scheme="https" if settings.tls_cert else "http",
             metrics=running.metrics_port,
             header_read_timeout=settings.header_read_timeout,
             renderer="c" if ACCELERATED else "python",

@@ -18,6 +18,7 @@ from typing import Final, Literal
 from yarl import URL
 
 from shim.deprecation import deprecation_headers
+from shim.tls import check_files
 
 DEFAULT_MAX_MICROVERSION: Final = "2.104"
 DEFAULT_MAX_LIMIT: Final = 1000
@@ -30,6 +31,7 @@ DEFAULT_RETRY_AFTER: Final = 5
 DEFAULT_GLANCE_MAX_BODY: Final = 32 * 1024 * 1024
 DEFAULT_METADATA_ITEMS: Final = 128
 DEFAULT_TOKEN_CACHE_TTL: Final = 300.0
+DEFAULT_KEYSTONE_TIMEOUT: Final = 10.0
 DEFAULT_TOKEN_CACHE_SIZE: Final = 10_000
 DEFAULT_POOL_SIZE: Final = 100
 DEFAULT_KEEPALIVE: Final = 10.0
@@ -93,6 +95,7 @@ class Settings:
     catalog_interface: str = "public"
     catalog_region: str | None = None
     token_cache_ttl: float = DEFAULT_TOKEN_CACHE_TTL
+    keystone_timeout: float = DEFAULT_KEYSTONE_TIMEOUT
     token_cache_size: int = DEFAULT_TOKEN_CACHE_SIZE
     max_microversion: str = DEFAULT_MAX_MICROVERSION
     microversion_cap: MicroversionCap = "nova"
@@ -107,7 +110,6 @@ class Settings:
     pool_size: int = DEFAULT_POOL_SIZE
     keepalive_timeout: float = DEFAULT_KEEPALIVE
     nova_read_timeout: float = DEFAULT_NOVA_READ_TIMEOUT
-    rewrite_location: bool = False
     max_body: int = DEFAULT_MAX_BODY
     max_url: int = DEFAULT_MAX_URL
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
@@ -120,6 +122,16 @@ class Settings:
     sunset: str | None = None
     deprecation_link: str | None = None
     caller_projects_max: int = DEFAULT_CALLER_PROJECTS_MAX
+    # TLS (shim.tls): upstream trust, the client certificate, the HTTPS listener's pair.
+    ca_file: str | None = None
+    glance_ca_file: str | None = None
+    keystone_ca_file: str | None = None
+    nova_ca_file: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
+    tls_verify: bool = True
+    tls_cert: str | None = None
+    tls_key: str | None = None
 
     def __post_init__(self) -> None:
         _check_version("SHIM_MAX_MICROVERSION", self.max_microversion)
@@ -137,6 +149,7 @@ class Settings:
             ("SHIM_GLANCE_TIMEOUT", self.glance_timeout),
             ("SHIM_CONNECT_TIMEOUT", self.connect_timeout),
             ("SHIM_TOKEN_CACHE_TTL", self.token_cache_ttl),
+            ("SHIM_KEYSTONE_TIMEOUT", self.keystone_timeout),
             ("SHIM_NOVA_READ_TIMEOUT", self.nova_read_timeout),
             ("SHIM_HEADER_READ_TIMEOUT", self.header_read_timeout),
         ):
@@ -151,6 +164,16 @@ class Settings:
             raise SettingsError("SHIM_KEYSTONE_URL is required when SHIM_AUTH=keystone")
         try:
             deprecation_headers(self.deprecation, self.sunset, self.deprecation_link)
+            check_files(
+                {
+                    "SHIM_CA_FILE": self.ca_file,
+                    "SHIM_GLANCE_CA_FILE": self.glance_ca_file,
+                    "SHIM_KEYSTONE_CA_FILE": self.keystone_ca_file,
+                    "SHIM_NOVA_CA_FILE": self.nova_ca_file,
+                },
+                (self.client_cert, self.client_key),
+                (self.tls_cert, self.tls_key),
+            )
         except ValueError as exc:
             raise SettingsError(str(exc)) from None
 
@@ -302,6 +325,9 @@ _SPECS: Final[tuple[_Spec, ...]] = (
     _Spec("SHIM_CATALOG_REGION", "catalog_region", str, "catalogue region for Glance"),
     _Spec("SHIM_TOKEN_CACHE_TTL", "token_cache_ttl", _positive_float, "seconds a token is cached"),
     _Spec("SHIM_TOKEN_CACHE_SIZE", "token_cache_size", int, "tokens cached at most"),
+    _Spec(
+        "SHIM_KEYSTONE_TIMEOUT", "keystone_timeout", _positive_float, "seconds per Keystone call"
+    ),
     _Spec("SHIM_MAX_MICROVERSION", "max_microversion", str, "top of the accepted range"),
     _Spec("SHIM_MICROVERSION_CAP", "microversion_cap", _choice("nova", "off"), "nova or off"),
     _Spec("SHIM_MAX_LIMIT", "max_limit", int, "Nova's max_limit for next links"),
@@ -320,7 +346,6 @@ _SPECS: Final[tuple[_Spec, ...]] = (
         _positive_float,
         "idle seconds between passthrough chunks",
     ),
-    _Spec("SHIM_REWRITE_LOCATION", "rewrite_location", _bool, "rewrite upstream Location"),
     _Spec("SHIM_MAX_BODY", "max_body", _size, "largest request body on image routes"),
     _Spec("SHIM_MAX_URL", "max_url", int, "longest request path and query, bytes (414)"),
     _Spec("SHIM_MAX_HEADER_BYTES", "max_header_bytes", _size, "largest request header block (431)"),
@@ -338,4 +363,13 @@ _SPECS: Final[tuple[_Spec, ...]] = (
     _Spec("SHIM_SUNSET", "sunset", str, "Sunset header value (RFC 8594)"),
     _Spec("SHIM_DEPRECATION_LINK", "deprecation_link", str, "Link rel=deprecation target"),
     _Spec("SHIM_CALLER_PROJECTS_MAX", "caller_projects_max", int, "projects in caller series"),
+    _Spec("SHIM_CA_FILE", "ca_file", str, "PEM bundle verifying every upstream"),
+    _Spec("SHIM_GLANCE_CA_FILE", "glance_ca_file", str, "PEM bundle verifying Glance"),
+    _Spec("SHIM_KEYSTONE_CA_FILE", "keystone_ca_file", str, "PEM bundle verifying Keystone"),
+    _Spec("SHIM_NOVA_CA_FILE", "nova_ca_file", str, "PEM bundle verifying Nova"),
+    _Spec("SHIM_CLIENT_CERT", "client_cert", str, "client certificate for upstreams (PEM)"),
+    _Spec("SHIM_CLIENT_KEY", "client_key", str, "its private key (PEM)"),
+    _Spec("SHIM_TLS_VERIFY", "tls_verify", _bool, "false: do not verify upstreams"),
+    _Spec("SHIM_TLS_CERT", "tls_cert", str, "HTTPS listener certificate chain (PEM)"),
+    _Spec("SHIM_TLS_KEY", "tls_key", str, "HTTPS listener private key (PEM)"),
 )

@@ -1,6 +1,6 @@
 """A bounded, time-limited cache of token verdicts, with one validation in flight per token.
 
-Owns how long the shim may trust an answer from Keystone (SPEC §6):
+Owns how long the shim may trust an answer from Keystone (docs/contract.md §6):
 
 * keys are the SHA-256 digest of the token: the raw token is never a key, so a heap dump
   or a debug print of the cache shows no credential;

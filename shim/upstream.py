@@ -5,13 +5,13 @@ Keystone, one for Nova passthrough streams (bodies of hundreds of MB, slow clien
 those can never starve the image routes of pooled connections. Both:
 
 - use a `DummyCookieJar` (a shared jar would replay one caller's cookies to the next,
-  PROXY_PITFALLS §11) and explicit pool, keep-alive and connect settings;
+  docs/proxying.md §11) and explicit pool, keep-alive and connect settings;
 - run every call through `upstream_middleware`, which times it (to its response headers,
   or its failure) for the access line and the ``nova_image_shim_upstream_*`` metrics, and
   makes sure a dropped connection is reported, never replayed: aiohttp resends an
   idempotent request (GET, PUT, DELETE) once when a pooled keep-alive connection breaks
-  (PROXY_PITFALLS §6), but Glance GETs have their own budget (SHIM_GLANCE_RETRIES), a write
-  must go out exactly once (SPEC D11: a resent DELETE would answer 404 for an image it
+  (proxying.md §6), but Glance GETs have their own budget (SHIM_GLANCE_RETRIES), a write
+  must go out exactly once (docs/contract.md D11: a resent DELETE would answer 404 for an image it
   deleted), and the passthrough never retries.
 
 A middleware rather than a ``TraceConfig``: aiohttp builds trace objects and sends their
@@ -22,6 +22,7 @@ the Nova session keeps one, to tell a wait for a pool slot (503) from a wait on 
 from __future__ import annotations
 
 import asyncio
+import ssl
 
 import aiohttp
 
@@ -30,8 +31,12 @@ from shim.passthrough import pool_trace_config
 from shim.settings import Settings
 
 
-def upstream_session(settings: Settings, *, nova: bool = False) -> aiohttp.ClientSession:
+def upstream_session(
+    settings: Settings, tls: ssl.SSLContext, *, nova: bool = False
+) -> aiohttp.ClientSession:
+    """*tls* verifies https upstreams by default (Keystone calls pass their own)."""
     connector = aiohttp.TCPConnector(
+        ssl=tls,
         limit=settings.pool_size,
         limit_per_host=settings.pool_size,
         keepalive_timeout=settings.keepalive_timeout,
@@ -71,7 +76,14 @@ def upstream_middleware(settings: Settings) -> aiohttp.ClientMiddlewareType:
         except BaseException as error:
             note_upstream(service, operation, None, error, clock() - started)
             raise
-        note_upstream(service, operation, response.status, None, clock() - started)
+        note_upstream(
+            service,
+            operation,
+            response.status,
+            None,
+            clock() - started,
+            response.headers.get("X-Openstack-Request-Id"),
+        )
         return response
 
     return call_once

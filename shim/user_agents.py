@@ -2,7 +2,7 @@
 
 Pure (no aiohttp, no I/O). `client_label` feeds the ``client`` label of
 ``nova_image_shim_legacy_client_requests_total``, so operators can see which legacy callers
-remain before switching the shim off (SPEC §8). The label is either an entry of
+remain before switching the shim off (docs/contract.md §8). The label is either an entry of
 `KNOWN_CLIENTS`, spelled as listed there, or ``other``: the label set is fixed, identical in
 every worker, and a caller cannot inflate the metric's cardinality.
 

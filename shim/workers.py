@@ -1,9 +1,10 @@
 """Worker processes: one `serve` per process, and the pre-fork master that supervises them.
 
-With ``SHIM_WORKERS`` > 1 the master forks that many workers; each binds the API and metrics
-ports itself with ``SO_REUSEPORT``, so the kernel spreads connections over them and the
-master holds no socket and runs no event loop. The master only relays signals and watches
-its children:
+With ``SHIM_WORKERS`` > 1 the master binds the API and metrics addresses once
+(`shim.server.bind_listeners`, no ``SO_REUSEPORT``) and forks that many workers, which
+inherit both sockets and accept on them; a second shim started on the same address fails
+to bind ("address in use", exit 3) instead of sharing the port. The master runs no event
+loop and accepts nothing. It only relays signals and watches its children:
 
 * SIGTERM / SIGINT are relayed to every worker, which drains (`shim.server`). The master
   exits 0 when every worker exited 0, else 1. A worker still running
@@ -45,7 +46,7 @@ import structlog
 from prometheus_client import multiprocess
 
 from shim import metrics
-from shim.server import StartupFailed, serve
+from shim.server import Listeners, StartupFailed, bind_listeners, serve
 from shim.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -101,11 +102,12 @@ def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
-def run_worker(settings: Settings, *, reuse_port: bool) -> int:
-    """Serve in this process until stopped; the process exit status."""
+def run_worker(settings: Settings, listeners: Listeners | None = None) -> int:
+    """Serve in this process until stopped (on *listeners*, else on sockets it binds
+    itself); the process exit status."""
     try:
         with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-            runner.run(serve(settings, reuse_port=reuse_port))
+            runner.run(serve(settings, listeners=listeners))
     except StartupFailed as exc:
         log.error("startup_failed", error=str(exc))
         return EXIT_STARTUP_FAILED
@@ -119,6 +121,7 @@ def run_worker(settings: Settings, *, reuse_port: bool) -> int:
 class _Master:
     settings: Settings
     metrics_dir: MetricsDir | None
+    listeners: Listeners
     pid: int = field(default_factory=os.getpid)
     workers: dict[int, int] = field(default_factory=dict)  # pid -> slot
     deaths: deque[float] = field(default_factory=deque)
@@ -161,7 +164,7 @@ class _Master:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
             if replacement:
                 metrics.worker_replaced()  # in the child: the master creates no metrics
-            code = run_worker(self.settings, reuse_port=True)
+            code = run_worker(self.settings, self.listeners)
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
@@ -232,7 +235,21 @@ def _stop_with_parent(master_pid: int) -> None:
 
 
 def supervise(settings: Settings, metrics_dir: MetricsDir | None) -> int:
-    """Run `Settings.workers` workers until stopped; the master's exit status."""
+    """Bind the listeners, run `Settings.workers` workers on them until stopped; the
+    master's exit status (`EXIT_STARTUP_FAILED` when an address cannot be bound)."""
+    try:
+        return _supervise(settings, metrics_dir)
+    finally:
+        if metrics_dir is not None and metrics_dir.owned:
+            shutil.rmtree(metrics_dir.path, ignore_errors=True)
+
+
+def _supervise(settings: Settings, metrics_dir: MetricsDir | None) -> int:
+    try:
+        listeners = bind_listeners(settings)
+    except OSError as exc:
+        log.error("startup_failed", error=f"cannot listen: {exc}")
+        return EXIT_STARTUP_FAILED
     log.info(
         "master_started",
         workers=settings.workers,
@@ -240,7 +257,6 @@ def supervise(settings: Settings, metrics_dir: MetricsDir | None) -> int:
         metrics_dir=str(metrics_dir.path) if metrics_dir is not None else None,
     )
     try:
-        return _Master(settings, metrics_dir).run()
+        return _Master(settings, metrics_dir, listeners).run()
     finally:
-        if metrics_dir is not None and metrics_dir.owned:
-            shutil.rmtree(metrics_dir.path, ignore_errors=True)
+        listeners.close()

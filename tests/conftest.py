@@ -13,7 +13,7 @@ import pytest
 
 from tests.fakes.logs import LogCapture, captured_logs
 
-pytest_plugins = ["tests.stack.fixtures", "tests.shim_fixtures"]
+pytest_plugins = ["tests.stack.fixtures", "tests.stack.tls_fixtures", "tests.shim_fixtures"]
 
 
 @pytest.hookimpl(trylast=True)
@@ -32,7 +32,7 @@ _TOKEN_SHAPE = re.compile(r"gAAAAA[A-Za-z0-9_=-]{16,}")
 @pytest.fixture(scope="session", autouse=True)
 def no_token_in_any_log_line() -> Iterator[LogCapture]:
     """Every line the shim logs during the whole run, rendered as in production, and the
-    check that none carries a token (issue 5: tokens never reach the logs)."""
+    check that none carries a token (docs/contract.md §8: tokens never reach the logs)."""
     with captured_logs() as capture:
         yield capture
     leaks = [line for line in capture.lines if _TOKEN_SHAPE.search(line)]

@@ -441,7 +441,7 @@ enum {
     KEY_UNSEEN = 0,
     KEY_HIDDEN,
     KEY_PLAIN,
-    KEY_JSON, /* block_device_mapping, mappings: JSON text decoded (D3) */
+    KEY_JSON, /* block_device_mapping, mappings: JSON text decoded (docs/contract.md D3) */
     KEY_SERVER, /* instance_uuid */
     KEY_DISK_CONFIG, /* auto_disk_config */
     KEY_NOT_HIDDEN_FIELD, /* a field below missing from the hidden set: views.py's case */
@@ -715,7 +715,7 @@ minify_value(Buffer *buffer, Cursor *in, int depth)
     }
 }
 
-/* A JSON-text attribute (D3), in the common case written without a round trip through
+/* A JSON-text attribute (contract.md D3), in the common case written without a round trip through
  * Python: JSON made only of objects without repeated keys, arrays, strings without escapes,
  * integers of up to 18 digits, true, false and null decodes and re-encodes to itself minus
  * its whitespace. Anything else (floats, escapes, deep nesting, invalid JSON ...) is left

@@ -1,8 +1,8 @@
-"""Thin handlers for the image metadata routes (SPEC §7, NOVA_IMAGE_API.md §7).
+"""Thin handlers for the image metadata routes (docs/contract.md §7, docs/nova.md §7).
 
 Order of checks, as Nova: body schema → (item PUT: body/URI key match) → refusal of core
-and reserved keys (D6) → image read → merge → quota → one Glance JSON-Patch holding only
-the property changes (D5). Query parameters are ignored (D7).
+and reserved keys (contract.md D6) → image read → merge → quota → one Glance JSON-Patch holding only
+the property changes (contract.md D5). Query parameters are ignored (contract.md D7).
 
 How each verb reaches Glance (one GET of the image, then at most one PATCH):
 
@@ -111,7 +111,7 @@ async def delete_item(request: web.Request, call: LegacyCall) -> web.StreamRespo
         raise ItemNotFound("Invalid metadata key")
     await call.glance.patch(call.caller, call.image_id, [_remove(key)])
     response = web.Response(status=204)
-    # Nova labels its empty 204 as JSON too (NOVA_IMAGE_API.md §2.3).
+    # Nova labels its empty 204 as JSON too (nova.md §2.3).
     response.headers["Content-Type"] = call.content_type
     return response
 

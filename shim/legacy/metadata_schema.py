@@ -7,13 +7,13 @@ message, a nested one reads ``Invalid input for field/attribute <last path eleme
 Value: <instance>. <message>``.
 
 On ``/v2`` Nova swaps in its relaxed ``additionalProperties`` check (``nova/api/validation/
-validators.py`` ``_soft_validate_additional_properties``, NOVA_IMAGE_API.md §2.4): unknown
+validators.py`` ``_soft_validate_additional_properties``, docs/nova.md §2.4): unknown
 top-level keys are dropped, and a metadata key that fails the key pattern is reported as
 ``Additional properties are not allowed ('<key>' was unexpected)`` instead of jsonschema's
 ``... does not match any of the regexes ...``.
 
 Nova 34 accepts the empty key although the pattern asks for one character
-(NOVA_IMAGE_API.md appendix D); so does this module.
+(nova.md appendix D); so does this module.
 
 Nothing here does I/O or knows about aiohttp; every failure is a `BadRequest`.
 """

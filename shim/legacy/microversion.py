@@ -1,7 +1,7 @@
 """Compute microversions: reading the request headers and the ranges of the image routes.
 
 Pure: headers in, `Version` or a `NovaFault` out; no aiohttp, no I/O. Follows Nova's
-``Request.set_api_version_request`` (NOVA_IMAGE_API §2.2) with the same library,
+``Request.set_api_version_request`` (docs/nova.md §2.2) with the same library,
 ``microversion_parse.get_version``:
 
 * ``OpenStack-API-Version`` first: comma-separated entries scanned from the right, the
@@ -11,11 +11,11 @@ Pure: headers in, `Version` or a `NovaFault` out; no aiohttp, no I/O. Follows No
 * exactly ``latest`` -> the configured maximum; otherwise ``^([1-9]\\d*)\\.([1-9]\\d*|0)$``
   with ASCII digits (Nova's WSGI server hands it Latin-1 text, so non-ASCII digits never
   match there either), else 400 without version headers; outside [2.1, max] -> 406
-  ``computeFault`` echoing the requested version in the version headers (§2.2, B13).
+  ``computeFault`` echoing the requested version in the version headers (nova.md §2.2, §12 B13).
 * Versions compare numerically (``2.1000 > 2.104``).
 
-Route ranges (§2.1): images 2.1-2.35, image metadata 2.1-2.38; ``SHIM_MICROVERSION_CAP=off``
-serves both at every version. The ``/v2`` prefix ignores all of this (§2.4): callers do
+Route ranges (nova.md §2.1): images 2.1-2.35, image metadata 2.1-2.38; ``SHIM_MICROVERSION_CAP=off``
+serves both at every version. The ``/v2`` prefix ignores all of this (nova.md §2.4): callers do
 not call `requested_version` there and send no version headers.
 """
 
@@ -66,7 +66,7 @@ def parse_max(value: str) -> Version:
 
 
 def requested_version(headers: Iterable[tuple[str, str]], max_version: Version) -> Version:
-    """The microversion a request asks for (§2.2), or `BadRequest` / `NotAcceptable`.
+    """The microversion a request asks for (nova.md §2.2), or `BadRequest` / `NotAcceptable`.
 
     *headers* are ``(name, value)`` pairs, repeated names included
     (``request.headers.items()``).
@@ -109,7 +109,7 @@ def _not_supported(text: str, max_version: Version) -> NotAcceptable:
 
 
 def version_headers(version: Version) -> tuple[tuple[str, str], ...]:
-    """Response headers for a request at *version* (§2.3): two ``Vary`` lines, not merged."""
+    """Response headers at *version* (nova.md §2.3): two ``Vary`` lines, not merged."""
     return _headers(str(version))
 
 
@@ -123,7 +123,7 @@ def _headers(text: str) -> tuple[tuple[str, str], ...]:
 
 
 def route_allows(action: Action, version: Version, cap: Literal["nova", "off"]) -> bool:
-    """Whether *action* is served at *version*; ``False`` means Nova's plain 404 (§2.1)."""
+    """Whether *action* is served at *version*; ``False`` means Nova's plain 404 (nova.md §2.1)."""
     if cap == "off":
         return True
     if action in _IMAGE_ACTIONS:

@@ -4,7 +4,7 @@ Pure: takes the decoded request path and method, returns a `LegacyTarget` or ``N
 (not an image route: pass it through to Nova). No aiohttp, no I/O. Called on every
 request, so it is one compiled regex plus a few string operations.
 
-Route table (NOVA_IMAGE_API §1.1; SPEC §1), after ``/v2[.1][/{project_id}]``:
+Route table (docs/nova.md §1.1; docs/contract.md §1), after ``/v2[.1][/{project_id}]``:
 
 =========  ===================================  =================
 method     path                                 action
@@ -23,13 +23,13 @@ DELETE     ``/images/{id}/metadata/{key}``      ``meta_delete``
 
 Decisions (each mirrors Nova's router, whose unmatched requests are a bare 404):
 
-* Runs of ``/`` are merged first (SPEC §1; fog sends ``//images``), inside `match_legacy`.
+* Runs of ``/`` are merged first (contract.md §1; fog sends ``//images``), inside `match_legacy`.
   So ``/images//metadata`` is the show of image ``metadata``, as Nova serves
   ``/v2.1//images`` as the list (appendix D).
 * Anything else under ``/images`` — another method (HEAD, OPTIONS, POST on ``/images`` ...),
   a deeper sub-path, or an empty segment from a trailing slash (``/images/``,
   ``/images/{id}/``, ``/images/{id}/metadata/``) — gives ``action=None``: the caller
-  answers the JSON ``itemNotFound`` 404 (D10) with no microversion headers, because
+  answers the JSON ``itemNotFound`` 404 (contract.md D10) with no microversion headers, because
   Nova's router answers before any microversion is parsed. Nova's routes are exact
   (Routes without minimization adds no optional trailing ``/``), and Tempest expects 404
   for ``DELETE /images/`` (blank id).

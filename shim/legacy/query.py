@@ -3,7 +3,7 @@
 Pure: decoded ``(name, value)`` pairs in, plain data or `BadRequest` out. No aiohttp, no
 I/O, no URL building (callers URL-encode every value they send to Glance).
 
-Filter mapping (NOVA_IMAGE_API §3.1, with SPEC D1, D2):
+Filter mapping (docs/nova.md §3.1, with docs/contract.md D1, D2):
 
 =====================  ==========================================  ==========================
 Nova parameter         Glance ``GET /v2/images`` parameter         note
@@ -29,11 +29,12 @@ anything else          —                                           ignored (as
 * ``property-`` with an empty name, and ``property-limit``, ``property-marker``,
   ``property-sort``, ``property-sort_key``, ``property-sort_dir`` are dropped: those are
   Glance's paging and ordering controls, which the shim sets itself, not properties one
-  can filter on (Nova's mangled ``lstrip`` sent some of them raw, B1).
-* Pagination (§3.2): ``limit``, ``page_size`` and ``offset`` are validated like Nova >= 30
+  can filter on (Nova's mangled ``lstrip`` sent some of them raw, nova.md §12 B1).
+* Pagination (nova.md §3.2): ``limit``, ``page_size`` and ``offset`` are validated like Nova >= 30
   (every repeated value; ``^[0-9]*$``, minimum 1, non-empty; first failure in the order
   limit, page_size, offset), then the last value is used; ``offset`` is then ignored
-  (B14); ``page_size`` is capped at Glance's largest page; an empty ``marker`` means none.
+  (nova.md §12 B14); ``page_size`` is capped at Glance's largest page; an empty ``marker``
+  means none.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ _FILTERS: Final[dict[str, str]] = {
 }
 _UNFILTERABLE: Final = frozenset({"", "limit", "marker", "sort", "sort_key", "sort_dir"})
 
-# D2: a Nova status filters on every Glance status that is displayed as it (§4.2).
+# contract.md D2: a Nova status filters on every Glance status displayed as it (nova.md §4.2).
 _NOVA_STATUS: Final[dict[str, str]] = {
     "ACTIVE": "active",
     "SAVING": "in:queued,saving",
@@ -143,7 +144,7 @@ def _unquote(raw: bytes) -> str:
 
 
 def glance_status(value: str) -> str:
-    """The Glance ``status`` filter for a Nova ``status`` value (SPEC D2).
+    """The Glance ``status`` filter for a Nova ``status`` value (contract.md D2).
 
     A Glance status name, exactly as Glance spells it (lower case), is sent as is. A Nova
     status (any case: ``SAVING``, ``saving`` is Glance's own, ``Error``) becomes the Glance
@@ -241,10 +242,10 @@ def _to_int(name: str, value: str) -> int:
 
 
 def next_link_query(params: Sequence[tuple[str, str]], last_id: str) -> str:
-    """The encoded query string of the ``next`` link (§4.6 with SPEC D9).
+    """The encoded query string of the ``next`` link (nova.md §4.6 with contract.md D9).
 
     Keeps the parameters Nova >= 30 keeps (`KNOWN_PARAMS` and ``property-*``), each once
-    with its last value (the one that was applied, D9), sorted by name; ``marker`` takes
+    with its last value (the one that was applied, contract.md D9), sorted by name; ``marker`` takes
     *last_id* in place, or is appended last when absent; encoded by
     ``urllib.parse.urlencode`` as Nova does (space as ``+``).
     """
@@ -259,6 +260,6 @@ def next_link_query(params: Sequence[tuple[str, str]], last_id: str) -> str:
 
 
 def wants_next_link(limit: int | None, max_limit: int, returned: int) -> bool:
-    """Nova's rule (§4.6): a next link iff ``min(limit or max_limit, max_limit)`` came back."""
+    """Nova's rule (nova.md §4.6): a next link iff ``min(limit or max_limit, max_limit)`` came."""
     max_items = min(max_limit if limit is None else limit, max_limit)
     return max_items != 0 and max_items == returned

@@ -2,8 +2,8 @@
 
 `shim/legacy/views.py` defines every view. Translating through it builds a dict per image,
 a list and three dicts for its links, and its metadata dict, then serialises them: several
-microseconds per image, more than parsing and serialising Glance's page costs (issue 6,
-BENCHMARKS.md). `shim.legacy._render`, a small C extension built with the package, writes
+microseconds per image, more than parsing and serialising Glance's page costs
+(BENCHMARKS.md). `shim.legacy._render`, a small C extension built with the package, writes
 the same bytes straight from the records orjson decoded. It takes only the common road:
 for a page holding anything unusual (a non-string id, a ``min_ram`` that is not an integer,
 a timestamp that is not Glance's ``YYYY-MM-DDTHH:MM:SSZ`` ...) it answers ``None`` and the
@@ -45,7 +45,7 @@ class PageRenderer:
     __slots__ = ("_links", "_prefixes", "_schema")
 
     def __init__(self, links: LinkContext, schema: ImageSchema | None) -> None:
-        """*schema* ``None`` renders the basic list (§4.5), else detailed images (§4.1)."""
+        """*schema* ``None``: the basic list (docs/nova.md §4.5), else detailed images (§4.1)."""
         self._links = links
         self._schema = schema
         self._prefixes = _escaped_prefixes(links, detailed=schema is not None)

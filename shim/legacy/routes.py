@@ -1,10 +1,10 @@
 """Thin handlers for the legacy image routes: list, detail, show, delete.
 
-`serve_legacy` runs Nova's checks in Nova's order (NOVA_IMAGE_API.md §1.2): token, route,
+`serve_legacy` runs Nova's checks in Nova's order (docs/nova.md §1.2): token, route,
 microversion (400/406), project id, the route's microversion range (404), then the
 handler. Handlers translate with the pure modules and talk to Glance through
 `GlanceClient`; they never catch faults. Lists stream when they span Glance pages, so
-memory stays flat whatever the catalogue size (SPEC §4).
+memory stays flat whatever the catalogue size (docs/contract.md §4).
 """
 
 from __future__ import annotations
@@ -19,13 +19,12 @@ import structlog
 from aiohttp import web
 
 from shim.access import note_identity
-from shim.auth import Identity, authenticate
+from shim.auth import Identity, authenticate, forget_rejected
 from shim.faults import (
     BadRequest,
     ItemNotFound,
     NovaFault,
     OverLimit,
-    ServiceUnavailable,
     Unauthorized,
 )
 from shim.glance import Caller, GlanceClient, GlancePage
@@ -62,9 +61,13 @@ from shim.legacy.views import LinkContext
 
 log = structlog.get_logger(__name__)
 
-NO_IMAGE_ENDPOINT: Final = (
-    "No image service endpoint was found in the service catalogue of the token."
-)
+
+def no_image_endpoint(interface: str, region: str | None) -> str:
+    where = f"region {region}" if region is not None else "any region"
+    return (
+        f"No {interface} image service endpoint in {where} was found in the service "
+        "catalogue of the token."
+    )
 
 
 async def serve_legacy(request: web.Request, target: LegacyTarget) -> web.StreamResponse:
@@ -75,7 +78,7 @@ async def serve_legacy(request: web.Request, target: LegacyTarget) -> web.Stream
         raise ItemNotFound()
     version = MIN_VERSION
     if target.prefix == "v2.1":
-        # /v2 ignores both microversion headers and answers none (NOVA_IMAGE_API.md §2.4).
+        # /v2 ignores both microversion headers and answers none (nova.md §2.4).
         version = requested_version(
             request.headers.items(), _max_version(settings.max_microversion)
         )
@@ -98,7 +101,11 @@ async def serve_legacy(request: web.Request, target: LegacyTarget) -> web.Stream
     handler = HANDLERS.get(target.action)
     if handler is None:
         raise ItemNotFound()
-    return await handler(request, call)
+    try:
+        return await handler(request, call)
+    except Unauthorized:
+        forget_rejected(request.app, identity.token)
+        raise
 
 
 @functools.cache
@@ -113,14 +120,25 @@ def image_service(app: web.Application, identity: Identity) -> tuple[GlanceClien
     endpoint, whose absence is the deployment's fault, not the client's: 503, not 500.
     Links use ``SHIM_GLANCE_PUBLIC_URL``, else the catalogue's public endpoint, else the
     endpoint the shim calls.
+
+    A catalogue without a matching image endpoint stays so until the deployment changes:
+    a 500 ``computeFault`` saying what was searched (as Nova answers when its own catalogue
+    lookup fails), not a 503 whose ``Retry-After`` would invite endless retries.
     """
     link_base = app[GLANCE_LINK_BASE]
     if app[SETTINGS].glance_url is not None:
         return app[GLANCE], link_base
     root = identity.image.api
     if root is None:
-        log.warning("no_image_endpoint", project_id=identity.project_id)
-        raise ServiceUnavailable(NO_IMAGE_ENDPOINT, retry_after=app[SETTINGS].retry_after)
+        settings = app[SETTINGS]
+        region = settings.catalog_region
+        log.error(
+            "no_image_endpoint",
+            project_id=identity.project_id,
+            interface=settings.catalog_interface,
+            region=region or "any",
+        )
+        raise NovaFault(no_image_endpoint(settings.catalog_interface, region), status=500)
     return app[GLANCE_CLIENTS].get(root), link_base or identity.image.public or root
 
 
@@ -134,7 +152,7 @@ async def show_image(request: web.Request, call: LegacyCall) -> web.StreamRespon
 async def delete_image(request: web.Request, call: LegacyCall) -> web.StreamResponse:
     await call.glance.delete(call.caller, call.image_id)
     response = web.Response(status=204)
-    # Nova labels its empty 204 as JSON too (NOVA_IMAGE_API.md §2.3).
+    # Nova labels its empty 204 as JSON too (nova.md §2.3).
     response.headers["Content-Type"] = call.content_type
     return response
 
@@ -214,6 +232,8 @@ async def _stream(
             # Headers and part of the list are out: the only honest signal left is to
             # break the connection, so the client cannot take a truncated list as whole.
             log.warning("stream_aborted", reason=type(error).__name__, images=walk.returned)
+            if isinstance(error, Unauthorized):
+                forget_rejected(request.app, call.caller.token)
             if request.transport is not None:
                 request.transport.close()
             return response

@@ -23,12 +23,12 @@ Action = Literal[
     "meta_update",
     "meta_delete",
 ]
-"""The Nova controller method a legacy request is routed to (NOVA_IMAGE_API §1.1)."""
+"""The Nova controller method a legacy request is routed to (docs/nova.md §1.1)."""
 
 Prefix = Literal["v2", "v2.1"]
 
 NovaStatus = Literal["ACTIVE", "SAVING", "DELETED", "ERROR", "UNKNOWN"]
-"""The five image statuses Nova shows (§4.2; tempest's enum)."""
+"""The five image statuses Nova shows (nova.md §4.2; tempest's enum)."""
 
 GlanceStatus = Literal[
     "queued",
@@ -55,7 +55,7 @@ class AlternateLink(TypedDict):
 
 
 class ServerRef(TypedDict):
-    """``server`` of a snapshot: the instance it came from (§4.4)."""
+    """``server`` of a snapshot: the instance it came from (nova.md §4.4)."""
 
     id: str
     links: list[Link]
@@ -122,11 +122,11 @@ NovaImage = TypedDict(
         "OS-DCF:diskConfig": NotRequired[Literal["AUTO", "MANUAL"]],
     },
 )
-"""A detailed image (show and detail items), keys in Nova's order (§4.1)."""
+"""A detailed image (show and detail items), keys in Nova's order (nova.md §4.1)."""
 
 
 class NovaImageBasic(TypedDict):
-    """An item of the basic list ``GET /images`` (§4.5)."""
+    """An item of the basic list ``GET /images`` (nova.md §4.5)."""
 
     id: str
     name: str | None

@@ -1,10 +1,10 @@
-"""Glance v2 image records -> Nova image views (NOVA_IMAGE_API §4, §5; SPEC D3, D8, D12).
+"""Glance v2 image records -> Nova image views (docs/nova.md §4, §5; docs/contract.md D3, D8, D12).
 
 Pure: plain mappings in, plain dicts out (ready for ``orjson.dumps``); no aiohttp, no I/O,
 no URL objects. `to_nova_image` runs for every image of every page, so links are built
 by concatenating prefixes computed once per request (`LinkContext`).
 
-Detailed image, keys in Nova's order (§4.1):
+Detailed image, keys in Nova's order (nova.md §4.1):
 
 =========================  ===========================================================
 Nova field                 from the Glance record
@@ -12,7 +12,7 @@ Nova field                 from the Glance record
 ``id``, ``name``           ``id``, ``name`` (``null`` when unnamed)
 ``minRam``, ``minDisk``    ``int(min_ram or 0)``, ``int(min_disk or 0)``
 ``metadata``               every attribute that is not base (`ImageSchema`);
-                           ``block_device_mapping``/``mappings`` JSON-decoded (D3: kept
+                           ``block_device_mapping``/``mappings`` JSON-decoded (contract.md D3: kept
                            as the raw string when that fails)
 ``created``, ``updated``   ``created_at``, ``updated_at`` via `isotime`
 ``status``, ``progress``   ``status`` via the table below
@@ -24,11 +24,11 @@ Nova field                 from the Glance record
                            ``MANUAL``
 =========================  ===========================================================
 
-Status (§4.2): active -> ACTIVE/100, queued -> SAVING/25, saving -> SAVING/50,
+Status (nova.md §4.2): active -> ACTIVE/100, queued -> SAVING/25, saving -> SAVING/50,
 deleted and pending_delete -> DELETED/0, killed -> ERROR/0, anything else -> UNKNOWN/0.
 
 A record that cannot be rendered (no ``id``, a non-string ``id``, a ``min_ram`` that is
-not a number, an unparsable date ...) raises `BadUpstreamResponse` (D13, 502) instead of
+not a number, an unparsable date ...) raises `BadUpstreamResponse` (contract.md D13, 502) instead of
 Nova's 500.
 """
 
@@ -90,7 +90,7 @@ ALWAYS_HIDDEN: Final = frozenset(
     }
 )
 
-# Glance 33 get_base_properties() (§5 table): the base attributes of its image schema,
+# Glance 33 get_base_properties() (nova.md §5 table): the base attributes of its image schema,
 # which include every attribute in ALWAYS_HIDDEN.
 GLANCE_BASE_PROPERTIES: Final = ALWAYS_HIDDEN | frozenset(
     {
@@ -144,7 +144,7 @@ def link_context(
     *public_base* is ``scheme://host[:port][/path]`` (``SHIM_PUBLIC_URL``, like Nova's
     ``compute_link_prefix``, or the request's scheme and host); its path is kept for
     path-mounted deployments, runs of ``/`` in it are merged, a trailing ``/``, query and
-    fragment are dropped. The project id appears iff the request path had one (D12).
+    fragment are dropped. The project id appears iff the request path had one (contract.md D12).
     *glance_base* is used as given apart from the same slash clean-up: pass the result of
     `glance_base_url` (computed once; it is not idempotent on ``.../v2/v2``).
     """
@@ -158,7 +158,7 @@ def link_context(
 
 
 def glance_base_url(url: str) -> str:
-    """Base of ``alternate`` links from a Glance endpoint URL (§4.3, D8).
+    """Base of ``alternate`` links from a Glance endpoint URL (nova.md §4.3, contract.md D8).
 
     Nova's rule for a catalogue endpoint: a trailing ``/vN[.M][/]`` is removed from the
     path (``http://h/image/v2/`` -> ``http://h/image``, ``http://h/v2`` -> ``http://h``,
@@ -200,7 +200,7 @@ class ImageSchema:
 
 
 def schema_from_glance(doc: Mapping[str, Any]) -> ImageSchema:
-    """Build the hidden set from ``GET /v2/schemas/image`` (§5).
+    """Build the hidden set from ``GET /v2/schemas/image`` (nova.md §5).
 
     A property is base unless its schema has a false ``is_base`` (glanceclient's
     ``SchemaProperty``), so ``os_distro``, ``instance_uuid``, ... stay in ``metadata``.
@@ -223,7 +223,7 @@ FALLBACK_SCHEMA: Final = ImageSchema(GLANCE_BASE_PROPERTIES | ALWAYS_HIDDEN)
 
 
 def isotime(value: str | None) -> str | None:
-    """Nova's ``isotime(parse_isotime(value))`` for a Glance timestamp (§4.1).
+    """Nova's ``isotime(parse_isotime(value))`` for a Glance timestamp (nova.md §4.1).
 
     ``YYYY-MM-DDTHH:MM:SS`` with fractional seconds dropped, then ``Z`` for ``Z`` or no
     zone, else the offset as iso8601 names it (``+01:00``, also ``+00:00``); the local
@@ -281,11 +281,11 @@ def _to_int(value: Any) -> int:
 
 
 def to_nova_metadata(image: Mapping[str, Any], schema: ImageSchema) -> dict[str, Any]:
-    """The image's ``metadata``: every attribute not hidden by *schema* (§5).
+    """The image's ``metadata``: every attribute not hidden by *schema* (nova.md §5).
 
     ``block_device_mapping`` and ``mappings`` strings are JSON-decoded; a value that is not
     valid JSON, or that JSON cannot carry back (NaN, infinities, integers beyond 64 bits,
-    nesting deeper than 64), stays the raw string (D3).
+    nesting deeper than 64), stays the raw string (contract.md D3).
     """
     hidden = schema.base
     metadata = {key: value for key, value in image.items() if key not in hidden}
@@ -351,7 +351,7 @@ def _json_verdict(value: Any, depth: int) -> int:
 def to_nova_image(
     image: Mapping[str, Any], links: LinkContext, schema: ImageSchema
 ) -> dict[str, Any]:
-    """One detailed image (show, and each item of the detailed list), §4.1."""
+    """One detailed image (show, and each item of the detailed list), nova.md §4.1."""
     try:
         metadata = to_nova_metadata(image, schema)
         image_id = image["id"]
@@ -407,7 +407,7 @@ def to_nova_image(
 
 
 def to_nova_image_basic(image: Mapping[str, Any], links: LinkContext) -> dict[str, Any]:
-    """One item of the basic list (§4.5): ``id``, ``name``, ``links`` in Nova's order."""
+    """One item of the basic list (nova.md §4.5): ``id``, ``name``, ``links`` in Nova's order."""
     try:
         image_id = image["id"]
         return {

@@ -1,4 +1,4 @@
-"""openstacksdk's compute image metadata calls round-trip through the shim (issue 3 item 5).
+"""openstacksdk's compute image metadata calls round-trip through the shim.
 
 The SDK authenticates with a token against the real Keystone and reaches compute through
 ``compute_endpoint_override`` (the in-process shim), which writes to the real Glance. It

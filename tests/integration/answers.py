@@ -3,7 +3,7 @@
 `send` returns an `Answer` (status, headers, raw body); `expect_ok`, `expect_empty` and
 `expect_fault` assert the whole body plus the headers every Nova answer carries: the exact
 ``Content-Type``, the request id pair, and the microversion headers and ``Vary`` lines of
-a ``/v2.1`` request (none on ``/v2``, NOVA_IMAGE_API.md §2.3-§2.4).
+a ``/v2.1`` request (none on ``/v2``, docs/nova.md §2.3-§2.4).
 """
 
 from __future__ import annotations

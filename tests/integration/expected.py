@@ -1,8 +1,8 @@
-"""What current Nova answers for a Glance image, written from NOVA_IMAGE_API.md §4 and §5.
+"""What current Nova answers for a Glance image, written from docs/nova.md §4 and §5.
 
 This is the tests' oracle, kept deliberately apart from ``shim.legacy.views``: it is
-spelled out from the reference tables (field list of §4.1, status table of §4.2, base
-properties of §5) rather than sharing code with what it checks.
+spelled out from the reference tables (field list of nova.md §4.1, status table of §4.2,
+base properties of §5) rather than sharing code with what it checks.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import contextlib
 import json
 from typing import Any, Final
 
-# §4.2
+# nova.md §4.2
 STATUS: Final = {
     "active": ("ACTIVE", 100),
     "queued": ("SAVING", 25),
@@ -20,7 +20,7 @@ STATUS: Final = {
     "pending_delete": ("DELETED", 0),
     "killed": ("ERROR", 0),
 }
-# §5: Glance 33's base properties, none of which reach `metadata`.
+# nova.md §5: Glance 33's base properties, none of which reach `metadata`.
 HIDDEN: Final = frozenset(
     {
         "id", "name", "status", "size", "min_ram", "min_disk", "created_at", "updated_at",
@@ -38,7 +38,7 @@ def metadata(image: dict[str, Any]) -> dict[str, Any]:
         if key in HIDDEN:
             continue
         if key in ("block_device_mapping", "mappings") and isinstance(value, str):
-            with contextlib.suppress(ValueError):  # D3: the raw string stays
+            with contextlib.suppress(ValueError):  # docs/contract.md D3: the raw string stays
                 value = json.loads(value)
         result[key] = value
     return result

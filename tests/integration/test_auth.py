@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -23,7 +24,7 @@ from yarl import URL
 from shim.faults import FAULT_CONTENT_TYPE, UNAUTHORIZED_BODY
 from shim.keys import KEYSTONE
 from shim.keystone import IDENTITY_UNAVAILABLE
-from shim.legacy.routes import NO_IMAGE_ENDPOINT
+from shim.legacy.routes import no_image_endpoint
 from shim.token_cache import Verdict
 from tests.fakes import RecordingUpstream, Reply, refused_url
 from tests.integration.catalog_entries import endpoints_in_new_region
@@ -134,6 +135,51 @@ async def test_a_revoked_token_stops_working_within_the_cache_ttl(
     assert client.app[KEYSTONE].cache.get(token) == Verdict(None)
 
 
+async def test_a_token_glance_refuses_is_dropped_from_the_cache(
+    make_shim: MakeShim, real_stack: StackInfo
+) -> None:
+    client = await make_shim(auth="keystone", token_cache_ttl=300.0)
+    cache = client.app[KEYSTONE].cache
+    token = await asyncio.to_thread(real_stack.new_token, "bob")
+    # Validated and cached without Glance seeing the token: the project check refuses it.
+    status, _, _ = await fetch(client, f"/v2.1/{real_stack.demo_a}/images", token)
+    assert status == 400
+    cached = cache.get(token)
+    assert cached is not None
+    assert cached.value is not None
+    await asyncio.to_thread(real_stack.revoke_token, token)
+    # The cache still vouches for it; Glance asks Keystone and refuses it.
+    assert_401(real_stack.keystone_url, *await fetch(client, "/v2.1/images", token))
+    assert cache.get(token) is None
+    # So the next request asks Keystone again, whose verdict is now the cached one.
+    assert_401(real_stack.keystone_url, *await fetch(client, "/v2.1/images", token))
+    assert cache.get(token) == Verdict(None)
+
+
+MICROVERSION_HEADERS = {
+    "OpenStack-API-Version": "compute 2.20",
+    "X-OpenStack-Nova-API-Version": "2.20",
+}
+
+
+@pytest.mark.parametrize("mode", ["passthrough", "keystone", "trusted-headers"])
+@pytest.mark.parametrize("token", [None, "gAAAAAB" + "x" * 180])
+async def test_a_401_carries_no_microversion_headers_and_no_vary(
+    make_shim: MakeShim, real_stack: StackInfo, mode: str, token: str | None
+) -> None:
+    client = await make_shim(auth=mode)
+    a = real_stack.demo_a
+    headers = dict(MICROVERSION_HEADERS)
+    if mode == "trusted-headers":
+        # A front vouched for the project; the token is then Glance's to refuse.
+        headers |= {"X-Project-Id": a, "X-Roles": "reader", "X-Identity-Status": "Confirmed"}
+    for path in ("/v2.1/images", f"/v2.1/{a}/images/detail", f"/v2/{a}/images"):
+        status, answer, body = await fetch(client, path, token, **headers)
+        assert_401(real_stack.keystone_url, status, answer, body)
+        for name in (*MICROVERSION_HEADERS, "Vary"):
+            assert name not in answer, (mode, path, name)
+
+
 async def test_unreachable_keystone_is_a_503_never_a_pass(
     make_shim: MakeShim, real_stack: StackInfo, tokens: dict[str, str]
 ) -> None:
@@ -236,13 +282,24 @@ async def test_catalogue_endpoints_with_version_suffixes_are_normalised(
         assert alternate_hrefs(json.loads(body)) == [f"https://cloud.example/image/images/{image}"]
 
 
-async def test_no_image_endpoint_in_the_catalogue_is_a_clear_503(
+async def test_no_image_endpoint_in_the_catalogue_is_a_500_naming_what_was_searched(
     make_shim: MakeShim, real_stack: StackInfo, tokens: dict[str, str]
 ) -> None:
+    # A permanent misconfiguration: no Retry-After inviting the client to try again.
     client = await make_shim(auth="keystone", glance_url=None, catalog_region="no-such-region")
-    status, headers, body = await fetch(client, "/v2.1/images", tokens["alice"])
-    assert (status, body) == (503, fault("serviceUnavailable", 503, NO_IMAGE_ENDPOINT))
-    assert headers["Retry-After"] == "5"
+    with structlog.testing.capture_logs() as logs:
+        status, headers, body = await fetch(client, "/v2.1/images", tokens["alice"])
+    message = "No public image service endpoint in region no-such-region was found in the "
+    message += "service catalogue of the token."
+    assert no_image_endpoint("public", "no-such-region") == message
+    assert (status, body) == (500, fault("computeFault", 500, message))
+    assert "Retry-After" not in headers
+    [line] = [entry for entry in logs if entry["event"] == "no_image_endpoint"]
+    assert (line["interface"], line["region"], line["log_level"]) == (
+        "public",
+        "no-such-region",
+        "error",
+    )
     # Auth still comes first: a bad token is a 401, not the 503.
     assert_401(real_stack.keystone_url, *await fetch(client, "/v2.1/images", "garbage"))
 
@@ -285,7 +342,7 @@ async def test_passthrough_mode_leaves_the_project_to_glance(
 ) -> None:
     client = await make_shim(auth="passthrough")
     status, _, body = await fetch(client, f"/v2.1/{real_stack.demo_b}/images", tokens["alice"])
-    assert status == 200  # SPEC §6: nothing is known about the token, so no 400
+    assert status == 200  # docs/contract.md §6: nothing is known about the token, so no 400
     assert [i["id"] for i in json.loads(body)["images"]] == catalogue.listings["alice"]
 
 
@@ -329,7 +386,7 @@ def validations(keystone: RecordingUpstream) -> list[Any]:
         Reply.json(["not", "a", "token"]),
         Reply(raw=b"garbage\r\n\r\n"),
         Reply(abort_before_response=True),
-        Reply(delay=2.0),  # longer than the shim waits (glance_timeout)
+        replace(Reply.json(token_body()), delay=2.0),  # longer than the shim waits for Keystone
     ],
 )
 async def test_keystone_failures_are_503(
@@ -338,12 +395,45 @@ async def test_keystone_failures_are_503(
     keystone, keystone_url, glance_url = await fake_pair(aiohttp_server)
     keystone.on("/v3/auth/tokens", reply, method="GET")
     client = await make_shim(
-        auth="keystone", keystone_url=keystone_url, glance_url=glance_url, glance_timeout=0.5
+        auth="keystone", keystone_url=keystone_url, glance_url=glance_url, keystone_timeout=0.5
     )
     status, headers, body = await fetch(client, "/v2.1/images", "some-token")
     assert (status, body) == (503, fault("serviceUnavailable", 503, IDENTITY_UNAVAILABLE))
     assert headers["Retry-After"] == "5"
     assert len(client.app[KEYSTONE].cache) == 0
+
+
+async def test_keystone_calls_have_a_deadline_of_their_own(
+    make_shim: MakeShim, aiohttp_server: AiohttpServer
+) -> None:
+    keystone, keystone_url, glance_url = await fake_pair(aiohttp_server)
+    issued = Reply.json(token_body(), status=201, headers=(("X-Subject-Token", "svc"),))
+    keystone.on("/v3/auth/tokens", replace(issued, delay=2.0), method="POST")
+    keystone.on("/v3/auth/tokens", replace(Reply.json(token_body()), delay=1.0), method="GET")
+    # Glance's deadline does not cut a validation short: SHIM_KEYSTONE_TIMEOUT does.
+    patient = await make_shim(
+        auth="keystone",
+        keystone_url=keystone_url,
+        glance_url=glance_url,
+        glance_timeout=0.5,
+        keystone_timeout=10.0,
+    )
+    assert (await fetch(patient, "/v2.1/images", "tok"))[0] == 200
+    # The service token is a Keystone call too: stalled past the deadline, a 503.
+    hurried = await make_shim(
+        auth="keystone",
+        keystone_url=keystone_url,
+        glance_url=glance_url,
+        glance_timeout=30.0,
+        keystone_timeout=0.5,
+        service_username="shim",
+        service_password="secret-pw",
+        service_project="service",
+    )
+    status, headers, body = await fetch(hurried, "/v2.1/images", "tok")
+    assert (status, body) == (503, fault("serviceUnavailable", 503, IDENTITY_UNAVAILABLE))
+    assert headers["Retry-After"] == "5"
+    assert len(hurried.app[KEYSTONE].cache) == 0
 
 
 async def test_validation_request_and_negative_cache(

@@ -1,4 +1,4 @@
-"""``DELETE /images/{id}`` through the shim (issue 3 item 1, NOVA_IMAGE_API.md §8, SPEC D4/D11).
+"""``DELETE /images/{id}`` through the shim (docs/nova.md §8, docs/contract.md D4 and D11).
 
 Against the real Glance: every prefix, and each refusal Glance 33 can produce (missing,
 another project's, protected, someone else's public image, a status it cannot leave).
@@ -96,7 +96,7 @@ async def test_delete_is_gone_from_2_36(
     echoed = "2.104" if version == "latest" else version
     expect_fault(answer, 404, "itemNotFound", "The resource could not be found.", echoed)
     assert await glance_status(real_stack, image["id"]) == 200
-    # /v2 ignores the header (NOVA_IMAGE_API.md §2.4).
+    # /v2 ignores the header (nova.md §2.4).
     answer = await send(
         client, "DELETE", f"/v2/images/{image['id']}", tokens["alice"], version=version
     )
@@ -194,7 +194,7 @@ async def test_glance_400_on_delete_stays_a_400(
     tokens: dict[str, str],
     scratch_images: ScratchImages,
 ) -> None:
-    """D4: Nova turned Glance's 400 on delete into a 500; the shim passes its text on."""
+    """contract.md D4: Nova turned Glance's 400 on delete into a 500; the shim passes it on."""
     client = await make_shim()
     image = await new_image(scratch_images)
     # A row whose status is already "deleted" while still visible (deleted=0): Glance
@@ -261,7 +261,7 @@ async def test_delete_sends_the_callers_token_and_request_id(
     client, fake = await shim_over(aiohttp_server, aiohttp_client, Reply(status=204))
     answer = await send(client, "DELETE", f"/v2.1/images/{IMG}", "tok")
     expect_empty(answer)
-    # One call, no GET before it (NOVA_IMAGE_API.md §8).
+    # One call, no GET before it (nova.md §8).
     assert [(r.method, r.raw_path) for r in fake.requests] == [("DELETE", IMAGE_PATH)]
     sent = fake.requests[0]
     assert sent.header("X-Auth-Token") == "tok"
@@ -271,7 +271,7 @@ async def test_delete_sends_the_callers_token_and_request_id(
 async def test_glance_409_on_delete_is_409(
     aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient
 ) -> None:
-    """D4: Glance's 409 (image in use by an RBD store, or with snapshots) → 409, not 500."""
+    """contract.md D4: Glance's 409 (image in use by a store, or with snapshots) → 409, not 500."""
     conflict = Reply.json(
         {
             "message": f"Image {IMG} could not be deleted because it is in use: The image "
@@ -310,8 +310,8 @@ async def test_glance_409_on_delete_is_409(
 async def test_failed_delete_is_503_after_exactly_one_attempt(
     aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient, failure: Reply, warm: bool
 ) -> None:
-    """D11: no blind retry of a write, neither the shim's own nor aiohttp's replay of an
-    idempotent request on a broken keep-alive connection (PROXY_PITFALLS.md §6)."""
+    """contract.md D11: no blind retry of a write, neither the shim's own nor aiohttp's replay of an
+    idempotent request on a broken keep-alive connection (docs/proxying.md §6)."""
     client, fake = await shim_over(
         aiohttp_server, aiohttp_client, failure, glance_timeout=0.5, retry_after=7
     )

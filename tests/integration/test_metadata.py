@@ -1,8 +1,8 @@
-"""The image metadata API through the shim against the real Glance (issue 3, SPEC §7).
+"""The image metadata API through the shim against the real Glance (docs/contract.md §7).
 
-Every verb, every appendix C metadata error, D5 (the whole Glance record is compared
+Every verb, every appendix C metadata error, contract.md D5 (the whole Glance record is compared
 before and after each write: only the named properties and ``updated_at`` may change),
-D6, D7, the quota, other projects' images, ``block_device_mapping``; then what the real
+D6, contract.md D7, the quota, other projects' images, ``block_device_mapping``; then what the real
 Glance cannot produce (the exact PATCH sent, a 409 race, a lost answer) against a
 recording fake Glance.
 """
@@ -59,7 +59,7 @@ PROPS: Final = {"os_distro": "cirros", "os_version": "0.6.2", "hw_disk_bus": "vi
 MISSING: Final = "00000000-0000-0000-0000-000000000000"
 NOT_FOUND: Final = "The resource could not be found."
 IMAGE_NOT_FOUND: Final = "Image not found."
-# D6, as named in the issue; the test adds a few more of the schema's base properties.
+# contract.md D6, as named in the issue; the test adds a few more of the schema's base properties.
 CORE_KEYS: Final = ("name", "visibility", "min_ram", "protected", "tags", "status", "os_hidden")
 CORE_KEYS_MORE: Final = ("owner", "size", "checksum", "stores", "locations", "id", "self")
 PATCH_TYPE: Final = "application/openstack-images-v2.1-json-patch"
@@ -271,7 +271,7 @@ async def test_put_item_refusals(
         "badRequest",
         "Invalid input for field/attribute meta. Value: {}. {} should be non-empty",
     )
-    # The mismatch is found before the image is looked up (NOVA_IMAGE_API.md §7).
+    # The mismatch is found before the image is looked up (docs/nova.md §7).
     expect_fault(
         await send(
             client,
@@ -544,7 +544,7 @@ async def test_v2_prefix_ignores_microversions_and_strips_unknown_keys(
 
 
 # ---------------------------------------------------------------------------------------
-# D5: nothing but the named properties changes
+# contract.md D5: nothing but the named properties changes
 
 
 async def apply_verb(client: Client, token: str, image_id: str, verb: str) -> JsonObject:
@@ -605,7 +605,7 @@ async def test_writes_change_only_the_named_properties(
 
 
 # ---------------------------------------------------------------------------------------
-# D6: core and reserved keys
+# contract.md D6: core and reserved keys
 
 
 def write_requests(image_id: str, key: str) -> list[tuple[str, str, Any]]:
@@ -743,7 +743,7 @@ async def test_put_keeps_glances_own_reserved_properties(
 
 
 # ---------------------------------------------------------------------------------------
-# D7, quota, other projects, missing images, block_device_mapping
+# contract.md D7, quota, other projects, missing images, block_device_mapping
 
 
 async def test_query_parameters_on_metadata_reads_are_ignored(
@@ -837,7 +837,7 @@ async def test_unlimited_quota_leaves_the_limit_to_glance(
     before = await glance.record(image["id"])
     path = f"/v2.1/images/{image['id']}/metadata"
     # The shim does not refuse the 129th property; Glance's own image_property_quota
-    # (128) does, and its 413 stays a 413 (D4) instead of Nova's 500.
+    # (128) does, and its 413 stays a 413 (contract.md D4) instead of Nova's 500.
     answer = await send(client, "POST", path, tokens["alice"], body={"metadata": {"x": "1"}})
     expect_fault(
         answer,
@@ -950,7 +950,7 @@ async def test_block_device_mapping_is_decoded_for_reading_and_stored_as_written
     )
     record = await glance.record(image["id"])
     assert (record["block_device_mapping"], record["mappings"]) == (new_bdm, "not json")
-    # D3: a value that is not JSON is shown raw.
+    # contract.md D3: a value that is not JSON is shown raw.
     expect_ok(
         await send(client, "GET", path, token),
         {"metadata": {"block_device_mapping": json.loads(new_bdm), "mappings": "not json"}},

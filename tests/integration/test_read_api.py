@@ -181,7 +181,7 @@ async def test_show_odd_images_field_for_field(
     broken = catalogue.image("bdm-invalid-json")
     _, _, body = await get_json(client, f"/v2.1/images/{broken['id']}", tokens["alice"])
     assert body["image"]["metadata"] == {
-        "block_device_mapping": "[{not json",  # D3: left raw
+        "block_device_mapping": "[{not json",  # docs/contract.md D3: left raw
         "auto_disk_config": "False",
         "mappings": [{"virtual": "root", "device": "/dev/vda"}],
     }
@@ -314,7 +314,8 @@ async def test_final_marker_request_returns_empty_list(
 async def test_next_link_rules_with_small_max_limit(
     make_shim: MakeShim, real_stack: StackInfo, tokens: dict[str, str], catalogue: Catalogue
 ) -> None:
-    """§4.6: a link iff min(limit, max_limit) equals the count returned (D9 for repeats)."""
+    """docs/nova.md §4.6: a link iff min(limit, max_limit) equals the count returned
+    (contract.md D9 for repeats)."""
     client = await make_shim(max_limit=5)
     base = base_of(client)
     listed = catalogue.listings["alice"]
@@ -355,7 +356,7 @@ async def test_next_link_carries_the_applied_filters(
     assert parse_qsl(urlsplit(href).query, keep_blank_values=True) == [
         ("limit", "1"),
         ("type", "snapshot"),
-        ("marker", catalogue.ids["snapshot-of-vm"]),  # appended last when absent (§4.6)
+        ("marker", catalogue.ids["snapshot-of-vm"]),  # appended last when absent (nova.md §4.6)
     ]
 
 
@@ -391,14 +392,14 @@ async def test_filters_reach_glance(
     }
     assert await query(f"property-instance_uuid={INSTANCE_UUID}") == {ids["snapshot-of-vm"]}
     assert await query("type=snapshot") == {ids["snapshot-of-vm"]}
-    # D1: exactly the prefix is stripped, so os_distro is not mangled into s_distro.
+    # contract.md D1: exactly the prefix is stripped, so os_distro is not mangled into s_distro.
     assert await query("property-os_distro=cirros") == {ids["cirros-active"]}
     assert await query("property-os_type=linux") == {ids["cirros-active"], ids["snapshot-of-vm"]}
     assert await query("UNSUPPORTED=x&sort_key=name") == visible
     # changes-since: every image is newer than 2000; none newer than 2100 (+ offset encoded).
     assert await query("changes-since=2000-01-01T00:00:00Z") == visible
     assert await query("changes-since=2100-01-01T00:00:00%2B02:00") == set()
-    # D2: a Nova status finds the Glance statuses that display as it.
+    # contract.md D2: a Nova status finds the Glance statuses that display as it.
     statuses = {label: catalogue.image(label)["status"] for label in catalogue.listed("alice")}
 
     def having(*glance_statuses: str) -> set[str]:

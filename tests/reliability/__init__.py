@@ -1,1 +1,1 @@
-"""Reliability: fault injection, hostile input, fuzzing, token hygiene and the soak (issue 7)."""
+"""Reliability: fault injection, hostile input, fuzzing, token hygiene and the soak."""

@@ -2,7 +2,7 @@
 
 * `CANARY`: a distinctive token prefix. Every request in these tests carries a token that
   starts with it, so `Captured.assert_no_canary` can scan logs, fault bodies, upstream query
-  strings and metric labels for it (token hygiene, SPEC §5).
+  strings and metric labels for it (token hygiene, docs/contract.md §5).
 * `capture`: structlog's `capture_logs` (raw event dicts, *before* any redaction: a token
   that only redaction hides is still a finding) plus a root stdlib handler (aiohttp's own
   loggers, asyncio), with ``unexpected_error`` and tracebacks counted.

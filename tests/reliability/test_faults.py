@@ -1,4 +1,4 @@
-"""Fault injection: every upstream failure, on every route kind, ends the way SPEC §5 says.
+"""Fault injection: every upstream failure, on every route kind, ends as docs/contract.md §5 says.
 
 A `RecordingUpstream` (a real aiohttp app) stands in for Glance, for Nova (passthrough)
 and for Keystone (token validation in ``SHIM_AUTH=keystone``). Each case:
@@ -149,7 +149,7 @@ def expected(kind: Kind, fault: Fault) -> Expect:
             return Expect(204, calls=(1, 1))  # the body of a delete's 2xx is not read
         if malformed:
             return MALFORMED
-        # Writes are never retried by the shim (SPEC D11), 5xx included: 503 after one try.
+        # Writes are never retried by the shim (contract.md D11), 5xx included: 503 after one try.
         return Expect(503, "serviceUnavailable", retry_after=True, calls=(1, 1))
     if kind == "passthrough":
         if fault == "refused":
@@ -163,7 +163,7 @@ def expected(kind: Kind, fault: Fault) -> Expect:
         if fault == "reset_early":
             return Expect(502, "computeFault")
         # Relayed untouched and in full: the shim parses no Nova body and a stream that
-        # keeps making progress has no total deadline (SPEC §4, §6).
+        # keeps making progress has no total deadline (contract.md §4, §6).
         return Expect(200, deadline=None)
     # token validation (keystone mode): Keystone failing never lets a request through.
     if fault == "refused":

@@ -1,6 +1,6 @@
 """Hostile input: what a client sends can never reach another Glance or Nova path, inject a
 header, put a foreign host into links, hold a connection open, or overflow a limit without
-a Nova fault (issue 7 §3).
+a Nova fault (docs/contract.md §5).
 
 A `RecordingUpstream` stands in for Glance and Nova where the assertion is about what
 reached them; the real Glance checks what it stores (metadata values, scratch images).
@@ -458,7 +458,7 @@ async def test_metadata_values_round_trip_through_the_real_glance(
             ({"number": 1}, "is not of type 'string'"),
             ({"null": None}, "is not of type 'string'"),
             ({"ключ": "v"}, "does not match any of the regexes"),
-            # Glance's own refusal, passed through with glanceclient's prefix (SPEC §5).
+            # Glance's own refusal, passed through with glanceclient's prefix (docs/contract.md §5).
             ({"emoji": "rocket 🚀"}, "can&#x27;t contain 4 byte unicode characters."),
         ]
         for metadata, reason in refused:

@@ -1,5 +1,5 @@
-"""Token hygiene (issue 7 §5): a token never shows up in a log line, a metric label, a fault
-message, a response header, or a query string or path sent upstream.
+"""Token hygiene (docs/contract.md §5): a token never shows up in a log line, a metric label,
+a fault message, a response header, or a query string or path sent upstream.
 
 Every token here starts with `CANARY`, so one substring search covers all of them. The
 fault and fuzz modules scan their captures the same way; this one drives the paths where
@@ -139,7 +139,7 @@ async def test_tokens_stay_out_of_logs_answers_upstream_urls_and_metrics(
 async def test_glance_error_text_that_echoes_the_token_is_masked(
     aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient
 ) -> None:
-    """Glance's explanation reaches the client (SPEC §5), but never the caller's token,
+    """Glance's explanation reaches the client (docs/contract.md §5), but never the caller's token,
     even if a Glance (or a proxy in front of it) repeats the token in its error text."""
     statuses = {"GET": 400, "DELETE": 409, "PATCH": 413}
 

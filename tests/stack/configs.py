@@ -1,7 +1,7 @@
 """Configuration files of the stack's Keystone and Glance, rendered from a base directory.
 
 Owns the on-disk layout of one server's run directory and the text of its config files
-(REAL_STACK.md §2 and §6). It must not write files other than through `write_*`, nor
+(docs/stack.md §3, §4). It must not write files other than through `write_*`, nor
 start anything.
 """
 
@@ -147,7 +147,7 @@ filesystem_store_datadir = {self.staging}/
 filesystem_store_datadir = {self.data / "tasks"}/
 
 [image_format]
-# The upstream default (true) rejects the dummy bytes tests upload (REAL_STACK.md §5.4).
+# The upstream default (true) rejects the dummy bytes tests upload (docs/glance.md §11).
 require_image_format_match = false
 
 [paste_deploy]
@@ -170,7 +170,7 @@ enforce_scope = true
 enforce_new_defaults = true
 """
         )
-        # The upstream keystone pipeline minus osprofiler (REAL_STACK.md §6).
+        # The upstream keystone pipeline minus osprofiler (docs/stack.md §4).
         self.paste.write_text(
             f"""[composite:glance-api-keystone]
 paste.composite_factory = glance.api:root_app_factory

@@ -1,6 +1,6 @@
 """pytest fixtures over the real stack (registered from ``tests/conftest.py``).
 
-- ``real_stack`` (session): `StackInfo` of a running Keystone + Glance. Reuses the stack
+- ``real_stack`` (session): `StackInfo` of a running Keystone + Glance + Nova. Reuses the stack
   named by the state file when it is up and healthy (and leaves it running); otherwise
   installs and starts one, and stops it at the end of the session. Never skips: a stack
   that cannot be provisioned is an error carrying the log tail.
@@ -11,6 +11,11 @@
   wiped database. Tests must not change its images; they use ``scratch_images``.
 - ``scratch_images`` (function): a factory of images that are purged afterwards.
 - ``bulk_images`` (function): `seed.bulk_insert` whose rows are purged afterwards.
+- ``nova_url`` (session): base URL (no version) of the stack's Nova compute API, at
+  Nova's default link settings (proxy headers ignored, no ``compute_link_prefix``).
+- ``nova_proxy_headers_url`` (session): base URL of a second Nova on the same databases,
+  Keystone and Glance, with ``[oslo_middleware] enable_proxy_headers_parsing = True``;
+  started on first use, stopped at the end of the session.
 
 These fixtures are blocking (stdlib HTTP and sqlite): call them outside the event loop.
 """
@@ -24,7 +29,7 @@ import pytest
 
 from tests.stack.catalogue import Catalogue, seed_standard_catalogue
 from tests.stack.info import StackInfo
-from tests.stack.realstack import ensure_up
+from tests.stack.realstack import ensure_up, start_nova
 from tests.stack.rest import JsonObject
 from tests.stack.seed import GlanceApi, bulk_insert, purge
 
@@ -97,8 +102,9 @@ def real_stack(pytestconfig: pytest.Config) -> Iterator[StackInfo]:
     running = ensure_up()
     how = "started" if running.started else "reused"
     times = ", ".join(f"{key} {value:.1f}s" for key, value in running.timings.items())
-    _report(pytestconfig, f"{how}: keystone {running.info.keystone_url}, glance "
-            f"{running.info.glance_url} ({times})")  # fmt: skip
+    info = running.info
+    _report(pytestconfig, f"{how}: keystone {info.keystone_url}, glance {info.glance_url}, "
+            f"nova {info.nova_url} ({times})")  # fmt: skip
     try:
         yield running.info
     finally:
@@ -142,3 +148,19 @@ def bulk_images(real_stack: StackInfo) -> Iterator[BulkImages]:
         yield factory
     finally:
         factory.cleanup()
+
+
+@pytest.fixture(scope="session")
+def nova_url(real_stack: StackInfo) -> str:
+    return real_stack.nova_url
+
+
+@pytest.fixture(scope="session")
+def nova_proxy_headers_url(real_stack: StackInfo, pytestconfig: pytest.Config) -> Iterator[str]:
+    server = start_nova(real_stack, proxy_headers=True)
+    _report(pytestconfig, f"nova with proxy headers parsed: {server.url} "
+            f"(ready in {server.ready_seconds:.1f}s)")  # fmt: skip
+    try:
+        yield server.url
+    finally:
+        server.stop()

@@ -10,7 +10,8 @@ Roles per project (password of every user: ``pw-<name>``):
     bob     demo-b: member, reader
     carol   demo-a: member            (no reader: Glance answers 403 on list)
     dave    demo-a: member, reader;  demo-b: member, reader
-    glance  service: admin, service   (keystonemiddleware's service user)
+    glance  service: admin, service   (keystonemiddleware's service user in Glance)
+    nova    service: admin, service   (keystonemiddleware's service user in Nova)
     admin   admin: admin              (bootstrap; system admin too)
 
 Keystone's bootstrap makes ``member`` imply ``reader``. That implication is deleted here,
@@ -39,6 +40,7 @@ ROLES: Final[Mapping[str, Mapping[str, tuple[str, ...]]]] = {
     "carol": {"demo-a": ("member",)},
     "dave": {"demo-a": ("member", "reader"), "demo-b": ("member", "reader")},
     "glance": {"service": ("admin", "service")},
+    "nova": {"service": ("admin", "service")},
 }
 ADMIN: Final = "admin"
 ADMIN_PROJECT: Final = "admin"

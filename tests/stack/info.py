@@ -7,16 +7,20 @@ servers (see `realstack`).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
 from tests.stack import identity
-from tests.stack.layout import GLANCE_VERSION, KEYSTONE_VERSION, REGION
+from tests.stack.layout import GLANCE_VERSION, KEYSTONE_VERSION, NOVA_VERSION, REGION
 
 # Reissue a cached token this long before Keystone would expire it.
 TOKEN_MARGIN: Final = timedelta(minutes=10)
+
+
+class OutdatedState(ValueError):
+    """The state file names a stack started by an older layout of this package."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,17 +32,22 @@ class StackInfo:
     keystone_pid: int  # gunicorn master, leader of its process group
     glance_pid: int
     project_ids: dict[str, str]  # "demo-a", "demo-b", "service", "admin" -> id
-    user_ids: dict[str, str]  # "alice", "bob", "carol", "dave", "glance", "admin" -> id
+    user_ids: dict[str, str]  # "alice", "bob", "carol", "dave", "glance", "nova", "admin" -> id
     run_dir: Path
     glance_db: Path  # Glance's sqlite database (seed.py writes statuses it cannot produce)
     glance_data_dir: Path  # fs store: one file per image with data
     glance_staging_dir: Path
     keystone_db: Path
-    logs: dict[str, Path]  # "glance", "glance-server", "keystone", "keystone-server"
+    logs: dict[str, Path]  # "glance", "keystone", "nova", each also with "-server"
     glance_token_cache_time: int  # keystonemiddleware trusts a validated token this long
+    nova_url: str  # http://127.0.0.1:PORT (no /v2.1): Nova's compute API at its defaults
+    nova_port: int
+    nova_pid: int
+    nova_dir: Path  # Nova's run dir: etc/, log/, nova_api.sqlite, nova.sqlite
     region: str = REGION
     glance_version: str = GLANCE_VERSION
     keystone_version: str = KEYSTONE_VERSION
+    nova_version: str = NOVA_VERSION
     _tokens: dict[tuple[str, str], tuple[str, datetime]] = field(
         default_factory=dict, compare=False, repr=False
     )
@@ -121,7 +130,12 @@ class StackInfo:
 
     @classmethod
     def from_json(cls, text: str) -> StackInfo:
+        """Raises `OutdatedState` for a state file written before a field was added."""
         raw: dict[str, Any] = json.loads(text)
+        missing = [f.name for f in fields(cls) if f.name not in raw and f.name != "_tokens"]
+        missing = [name for name in missing if cls.__dataclass_fields__[name].default is MISSING]
+        if missing:
+            raise OutdatedState(f"state file lacks {missing}")
         kwargs: dict[str, Any] = {}
         for f in fields(cls):
             if f.name == "_tokens" or f.name not in raw:

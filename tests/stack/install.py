@@ -1,4 +1,4 @@
-"""Install the pinned Glance and Keystone virtualenvs and their pre-synced sqlite templates.
+"""Install the pinned Glance, Keystone and Nova virtualenvs and their pre-synced sqlite templates.
 
 Idempotent: a virtualenv whose marker matches the pins, the constraints file and the
 interpreter is reused; anything else is rebuilt from scratch. Failures raise `StackError`
@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from tests.stack import identity
+from tests.stack import identity, nova
 from tests.stack.configs import GlanceDirs, KeystoneDirs
 from tests.stack.layout import Component, StackPaths
 from tests.stack.procs import StackError, file_lock, run_logged
 
 # Bump when the templates' content changes, so that existing caches rebuild them.
-TEMPLATE_LAYOUT: Final = 2
+TEMPLATE_LAYOUT: Final = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,14 +36,13 @@ class InstallReport:
 
 
 def ensure_installed(paths: StackPaths) -> InstallReport:
-    """Make both virtualenvs and the sqlite templates current; safe to call concurrently."""
+    """Make every virtualenv and the sqlite templates current; safe to call concurrently."""
     start = time.monotonic()
     if not paths.python.exists():
         raise StackError(f"interpreter for the stack venvs not found: {paths.python}")
     with file_lock(paths.cache / "install.lock"):
-        components = (paths.glance, paths.keystone)
-        stale = [c for c in components if not _is_current(c, paths.python)]
-        with ThreadPoolExecutor(max_workers=2) as pool:
+        stale = [c for c in paths.components if not _is_current(c, paths.python)]
+        with ThreadPoolExecutor(max_workers=len(paths.components)) as pool:
             for future in [pool.submit(_install, c, paths) for c in stale]:
                 future.result()
         _ensure_templates(paths)
@@ -82,11 +81,7 @@ def _ensure_templates(paths: StackPaths) -> None:
     """Synced schemas and Keystone's key repositories, made once per install and copied
     into each fresh run (db_sync and key setup cost seconds per ``*-manage`` call)."""
     fingerprint = json.dumps(
-        [
-            TEMPLATE_LAYOUT,
-            paths.glance.fingerprint(paths.python),
-            paths.keystone.fingerprint(paths.python),
-        ]
+        [TEMPLATE_LAYOUT, *(c.fingerprint(paths.python) for c in paths.components)]
     )
     marker = paths.templates / "fingerprint.json"
     if marker.exists() and marker.read_text() == fingerprint:
@@ -111,7 +106,15 @@ def _ensure_templates(paths: StackPaths) -> None:
         shutil.copytree(keystone.credential_keys, template.credential_keys)
         shutil.copyfile(keystone.db, template.db)
         shutil.copyfile(glance.db, paths.templates / "glance.sqlite")
+        nova_dirs = nova.NovaDirs(Path(tmp) / "nova")
+        nova.sync_databases(paths, nova_dirs, log)
+        nova.copy_databases(nova_dirs, nova_template(paths))
     marker.write_text(fingerprint)
+
+
+def nova_template(paths: StackPaths) -> nova.NovaDirs:
+    """Where the synced Nova API and cell databases are kept."""
+    return nova.NovaDirs(paths.templates / "nova")
 
 
 def copy_templates(paths: StackPaths, keystone: KeystoneDirs, glance: GlanceDirs) -> None:

@@ -6,10 +6,11 @@ create, start or delete anything.
 
 Layout under ``$SHIM_STACK_CACHE`` (default ``~/.cache/nova-image-shim/stack``)::
 
-    venvs/glance/    venvs/keystone/      one virtualenv per server, with a marker file
-    templates/       glance.sqlite, keystone/ (db, fernet and credential keys): made once
+    venvs/glance/    venvs/keystone/    venvs/nova/    one virtualenv per server, with a marker
+    templates/       glance.sqlite, keystone/ (db, fernet and credential keys),
+                     nova/ (the API and cell databases): made once
     logs/            pip logs of the last install
-    run/             the running stack: keystone/, glance/, state.json
+    run/             the running stack: keystone/, glance/, nova/, state.json
 
 ``$SHIM_STACK_RUN_DIR`` moves the run directory elsewhere, so that two sessions on one
 machine can run separate stacks (seeding wipes Glance) while sharing the virtualenvs.
@@ -29,6 +30,7 @@ from typing import Final
 
 GLANCE_VERSION: Final = "33.0.0"
 KEYSTONE_VERSION: Final = "30.0.0"
+NOVA_VERSION: Final = "34.0.0"
 GUNICORN_VERSION: Final = "27.0.1"
 HOST: Final = "127.0.0.1"
 REGION: Final = "RegionOne"
@@ -95,6 +97,20 @@ class StackPaths:
             constraints=_HERE / "constraints-keystone.txt",
             venv=self.cache / "venvs" / "keystone",
         )
+
+    @property
+    def nova(self) -> Component:
+        return Component(
+            name="nova",
+            requirements=(f"nova=={NOVA_VERSION}", f"gunicorn=={GUNICORN_VERSION}"),
+            constraints=_HERE / "constraints-nova.txt",
+            venv=self.cache / "venvs" / "nova",
+        )
+
+    @property
+    def components(self) -> tuple[Component, ...]:
+        """Every server's virtualenv, in the order they are installed."""
+        return (self.glance, self.keystone, self.nova)
 
     @property
     def templates(self) -> Path:

@@ -1,10 +1,12 @@
-"""Bring the real Keystone 30 + Glance 33 stack up on 127.0.0.1, reuse it, take it down.
+"""Bring the real Keystone 30 + Glance 33 + Nova 34 stack up on 127.0.0.1, reuse it, take it down.
 
 `ensure_up` is the one entry point for both the CLI and the pytest fixtures: it installs
 the pinned virtualenvs if needed, reuses a running healthy stack named by the state file,
 or starts a fresh one (new run directory, free ports, Keystone provisioned through its
-API, Glance with keystonemiddleware against it). Every failure raises `StackError` with
-the relevant log tail; nothing is ever skipped. It must not seed images (see `seed`).
+API, Glance and Nova's compute API with keystonemiddleware against it). `start_nova`
+starts a further Nova on the same databases (another configuration of it). Every failure
+raises `StackError` with the relevant log tail; nothing is ever skipped. It must not seed
+images (see `seed`).
 """
 
 from __future__ import annotations
@@ -12,14 +14,15 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.stack import identity
+from tests.stack import identity, nova
 from tests.stack.configs import GLANCE_TOKEN_CACHE_TIME, GlanceDirs, KeystoneDirs
-from tests.stack.info import StackInfo
-from tests.stack.install import copy_templates, ensure_installed
+from tests.stack.info import OutdatedState, StackInfo
+from tests.stack.install import copy_templates, ensure_installed, nova_template
 from tests.stack.layout import HOST, StackPaths
 from tests.stack.procs import (
     StackError,
@@ -36,12 +39,14 @@ from tests.stack.procs import (
 from tests.stack.rest import expect, request
 
 __all__ = [
+    "NovaServer",
     "RunningStack",
     "StackError",
     "StackInfo",
     "StackPaths",
     "ensure_up",
     "load_state",
+    "start_nova",
     "stop",
 ]
 
@@ -89,6 +94,9 @@ def load_state(paths: StackPaths | None = None) -> StackInfo | None:
         return StackInfo.from_json(paths.state_file.read_text())
     except FileNotFoundError:
         return None
+    except OutdatedState:
+        # Started by an older layout: `_start` stops whatever still runs in the run dir.
+        return None
     except (ValueError, KeyError, TypeError) as exc:
         raise StackError(f"unreadable state file {paths.state_file}: {exc!r}") from exc
 
@@ -97,14 +105,16 @@ def healthy(info: StackInfo) -> bool:
     return (
         pid_runs_in(info.keystone_pid, info.run_dir)
         and pid_runs_in(info.glance_pid, info.run_dir)
+        and pid_runs_in(info.nova_pid, info.run_dir)
         and http_ok(f"{info.keystone_url}/v3")
         and http_ok(f"{info.glance_url}/healthcheck")
+        and http_ok(f"{info.nova_url}/")
     )
 
 
 def stop(info: StackInfo) -> None:
-    """Stop both servers (only pids still running in this stack's run dir)."""
-    for pid in (info.glance_pid, info.keystone_pid):
+    """Stop every server (only pids still running in this stack's run dir)."""
+    for pid in (info.nova_pid, info.glance_pid, info.keystone_pid):
         if pid_runs_in(pid, info.run_dir):
             stop_group(pid)
     (info.run_dir / "state.json").unlink(missing_ok=True)
@@ -183,8 +193,21 @@ def _start(paths: StackPaths, timings: dict[str, float]) -> RunningStack:
         )
         env = _server_env({"OS_GLANCE_CONFIG_DIR": str(glance.etc)})
         procs.append(spawn(cmd, glance.server_log, env=env))
+        # Nova imports while Glance does: both are seconds of CPU-bound start-up.
+        nova_dirs = nova.NovaDirs(paths.run / "nova")
+        nova.copy_databases(nova_template(paths), nova_dirs)
+        nova_dirs.write(
+            paths,
+            keystone_url=keystone_url,
+            glance_url=glance_url,
+            service_password=identity.password(nova.SERVICE_USER),
+        )
+        pending_nova = _spawn_nova(paths, nova_dirs, paths.run)
+        procs.append(pending_nova.proc)
         logs = [glance.server_log, glance.app_log]
         timings["glance_ready"] = wait_ready("glance", f"{glance_url}/healthcheck", procs[1], logs)
+        nova_server = pending_nova.wait()
+        timings["nova_ready"] = nova_server.ready_seconds
         info = StackInfo(
             keystone_url=keystone_url,
             glance_url=glance_url,
@@ -204,8 +227,14 @@ def _start(paths: StackPaths, timings: dict[str, float]) -> RunningStack:
                 "glance-server": glance.server_log,
                 "keystone": keystone.app_log,
                 "keystone-server": keystone.server_log,
+                "nova": nova_dirs.app_log,
+                "nova-server": nova_dirs.server_log,
             },
             glance_token_cache_time=GLANCE_TOKEN_CACHE_TIME,
+            nova_url=nova_server.url,
+            nova_port=nova_server.port,
+            nova_pid=nova_server.pid,
+            nova_dir=nova_dirs.base,
         )
         mark = time.monotonic()
         _check_auth(info)
@@ -218,11 +247,88 @@ def _start(paths: StackPaths, timings: dict[str, float]) -> RunningStack:
     return RunningStack(info, started=True, timings=timings, procs=procs)
 
 
+@dataclass(frozen=True, slots=True)
+class NovaServer:
+    """A Nova compute API this process started: stop it with `stop`."""
+
+    url: str  # http://127.0.0.1:PORT (no version)
+    port: int
+    dirs: nova.NovaDirs
+    proc: subprocess.Popen[bytes]
+    ready_seconds: float
+
+    @property
+    def pid(self) -> int:
+        """The gunicorn master, leader of its process group."""
+        return self.proc.pid
+
+    def stop(self) -> None:
+        stop_group(self.proc.pid)
+        self.proc.wait(timeout=30)
+
+
+@dataclass(frozen=True, slots=True)
+class _PendingNova:
+    port: int
+    dirs: nova.NovaDirs
+    proc: subprocess.Popen[bytes]
+
+    def wait(self) -> NovaServer:
+        url = f"http://{HOST}:{self.port}"
+        logs = [self.dirs.server_log, self.dirs.app_log]
+        seconds = wait_ready("nova", f"{url}/", self.proc, logs)
+        return NovaServer(url, self.port, self.dirs, self.proc, seconds)
+
+
+def _spawn_nova(paths: StackPaths, dirs: nova.NovaDirs, run_dir: Path) -> _PendingNova:
+    port = free_port(HOST)
+    shutil.copyfile(nova.ENTRY, dirs.pid_file.parent / nova.ENTRY.name)
+    app = f"{nova.ENTRY.stem}:application"
+    cmd = _gunicorn(paths.nova.bin, port, dirs.pid_file, app, run_dir)
+    # gunicorn itself would turn X-Forwarded-Proto from 127.0.0.1 into wsgi.url_scheme,
+    # which Nova's own WSGI servers (uwsgi, mod_wsgi) never do: Nova builds its links from
+    # the request alone unless its own proxy-header parsing is on.
+    cmd.insert(-1, "--forwarded-allow-ips=")
+    env = _server_env({"OS_NOVA_CONFIG_DIR": str(dirs.etc)})
+    return _PendingNova(port, dirs, spawn(cmd, dirs.server_log, env=env))
+
+
+def start_nova(
+    info: StackInfo, *, proxy_headers: bool, paths: StackPaths | None = None
+) -> NovaServer:
+    """One more Nova compute API over the running stack's Nova databases, configured as the
+    stack's except `proxy_headers` (``[oslo_middleware] enable_proxy_headers_parsing``).
+
+    It runs in the stack's run dir (``nova-<port>/``) until `NovaServer.stop`; a stack
+    restart stops a leftover one.
+    """
+    paths = paths or StackPaths.from_env()
+    stack_nova = nova.NovaDirs(info.nova_dir)
+    dirs = nova.NovaDirs(Path(tempfile.mkdtemp(prefix="nova-", dir=info.run_dir)))
+    dirs.write(
+        paths,
+        keystone_url=info.keystone_url,
+        glance_url=info.glance_url,
+        service_password=identity.password(nova.SERVICE_USER),
+        databases=stack_nova,
+        proxy_headers=proxy_headers,
+    )
+    return _spawn_nova(paths, dirs, info.run_dir).wait()
+
+
 def _check_auth(info: StackInfo) -> None:
-    """Glance must authenticate real tokens through keystonemiddleware, and refuse none."""
+    """Glance and Nova must authenticate real tokens through keystonemiddleware, and refuse
+    none."""
     url = f"{info.glance_url}/v2/images?limit=1"
     try:
         expect(request("GET", url, token=info.token("alice")), 200)
         expect(request("GET", url), 401)
     except StackError as exc:
         raise StackError(f"{exc}\n{tail(info.logs['glance'])}") from exc
+    # Nova's image routes call Glance with the caller's token: both ends must work.
+    url = f"{info.nova_url}/v2.1/images?limit=1"
+    try:
+        expect(request("GET", url, token=info.token("alice")), 200)
+        expect(request("GET", url), 401)
+    except StackError as exc:
+        raise StackError(f"{exc}\n{tail(info.logs['nova'])}") from exc

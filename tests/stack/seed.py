@@ -2,7 +2,7 @@
 
 `GlanceApi` drives Glance v2 as a user would (create, upload, stage, import, deactivate,
 share, hide, delete, list). The module functions write Glance's sqlite database directly,
-and only for what the API cannot do (REAL_STACK.md §3): the statuses ``killed``,
+and only for what the API cannot do (docs/glance.md §10): the statuses ``killed``,
 ``saving``, ``importing``, ``pending_delete``/``deleted`` with ``deleted=0`` and unknown
 strings (`set_status`), thousands of rows at once (`bulk_insert`), and `wipe`.
 It must not decide what a catalogue contains (see `catalogue`).

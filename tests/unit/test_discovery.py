@@ -18,7 +18,7 @@ from shim.discovery import (
 )
 from shim.settings import Settings
 
-# NOVA_IMAGE_API.md appendix A, as Nova 34 served them on http://127.0.0.1:18774.
+# docs/nova.md appendix A, as Nova 34 served them on http://127.0.0.1:18774.
 ROOT_OBSERVED = (
     b'{"versions": [{"id": "v2.0", "status": "DEPRECATED", "version": "", "min_version": "'
     b'", "updated": "2025-07-04T12:00:00Z", "links": [{"rel": "self", "href": "http://127.'

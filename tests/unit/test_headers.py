@@ -12,7 +12,6 @@ from shim.headers import (
     forwarded_headers,
     is_trusted,
     is_valid_host,
-    rewrite_location,
     via_value,
 )
 
@@ -283,44 +282,3 @@ def test_forwarded_headers_ipv6_peer_unbracketed() -> None:
 def test_via_value() -> None:
     assert via_value(1, 1) == "1.1 nova-image-shim"
     assert via_value(1, 0) == "1.0 nova-image-shim"
-
-
-UP = "http://nova.internal:8774/compute"
-PUBLIC = "https://api.example/legacy"
-
-
-@pytest.mark.parametrize(
-    ("location", "expected"),
-    [
-        (
-            "http://nova.internal:8774/compute/v2.1/servers/1",
-            "https://api.example/legacy/v2.1/servers/1",
-        ),
-        (
-            "HTTP://NOVA.internal:8774/compute/v2.1/a%2Fb?x=%28+1%29#frag",
-            "https://api.example/legacy/v2.1/a%2Fb?x=%28+1%29#frag",
-        ),
-        ("http://nova.internal:8774/compute", "https://api.example/legacy"),
-        ("/compute/v2.1/servers/1", "/legacy/v2.1/servers/1"),
-        ("/compute", "/legacy"),
-        # Not under the upstream: unchanged.
-        ("http://nova.internal:8774/computer/x", "http://nova.internal:8774/computer/x"),
-        ("http://nova.internal:9999/compute/x", "http://nova.internal:9999/compute/x"),
-        ("https://nova.internal:8774/compute/x", "https://nova.internal:8774/compute/x"),
-        ("http://glance/v2/images", "http://glance/v2/images"),
-        ("/identity/v3", "/identity/v3"),
-        ("servers/1", "servers/1"),
-        ("//nova.internal:8774/compute/x", "//nova.internal:8774/compute/x"),
-        ("http://[::1", "http://[::1"),
-    ],
-)
-def test_rewrite_location(location: str, expected: str) -> None:
-    assert rewrite_location(location, UP, PUBLIC) == expected
-
-
-def test_rewrite_location_default_ports_and_no_prefix() -> None:
-    assert (
-        rewrite_location("http://nova/v2.1/x", "http://nova:80/", "https://api.example:443")
-        == "https://api.example/v2.1/x"
-    )
-    assert rewrite_location("/v2.1/x", "http://nova", "http://shim:8774") == "/v2.1/x"

@@ -70,7 +70,7 @@ def test_valid_item_is_returned_as_sent(legacy_v2: bool) -> None:
         # appendix C, "metadata post missing metadata"
         ({"meta": {"k": "v"}}, "'metadata' is a required property"),
         ({}, "'metadata' is a required property"),
-        # an empty body decodes to None (NOVA_IMAGE_API.md §7)
+        # an empty body decodes to None (docs/nova.md §7)
         (None, "None is not of type 'object'"),
         ([], "[] is not of type 'object'"),
         ("text", "'text' is not of type 'object'"),

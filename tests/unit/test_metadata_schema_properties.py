@@ -1,8 +1,8 @@
-"""Properties of the metadata request schemas (STYLE §9).
+"""Properties of the metadata request schemas (Hypothesis).
 
 Any JSON body either validates to a dict of str → str, exactly the one the client sent,
 or raises `BadRequest`; never another error. Which of the two is decided here by an
-oracle written from NOVA_IMAGE_API.md §7 (and appendix D for the empty key), not by the
+oracle written from docs/nova.md §7 (and appendix D for the empty key), not by the
 schema under test.
 """
 
@@ -22,7 +22,7 @@ from shim.legacy.metadata_schema import validate_item, validate_metadata
 
 pytestmark = pytest.mark.hypothesis
 
-# §7: letters, digits, "-", "_", ":", ".", space; 1-255 of them. jsonschema applies the
+# nova.md §7: letters, digits, "-", "_", ":", ".", space; 1-255 of them. jsonschema applies the
 # pattern with re.search, so "$" also matches before one trailing newline.
 _KEY_RE = re.compile(r"^[a-zA-Z0-9\-_:. ]{1,255}$")
 _KEY_CHARS = "abcXYZ019-_:. "

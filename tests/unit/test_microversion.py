@@ -1,4 +1,4 @@
-"""Microversion headers and route ranges (NOVA_IMAGE_API §2, appendix C)."""
+"""Microversion headers and route ranges (docs/nova.md §2, appendix C)."""
 
 from __future__ import annotations
 

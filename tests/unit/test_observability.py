@@ -33,6 +33,7 @@ from shim.observability import (
 from shim.settings import Settings
 from tests.fakes import RecordingUpstream, Reply
 from tests.fakes.logs import LogCapture, captured_logs
+from tests.fakes.net import refused_url
 from tests.fakes.shim_server import IMAGE_ID, glance_image, local_settings, served_shim
 
 TOKEN = "tok-7c3e9b1d5a4f-do-not-log-me"
@@ -409,3 +410,74 @@ async def test_client_gone_mid_stream_is_one_aborted_line(aiohttp_server: Aiohtt
 def _json_reply(document: Any) -> dict[str, Any]:
     reply = Reply.json(document)
     return {"headers": reply.headers, "body": reply.body}
+
+
+NOVA_REQUEST_ID = "req-0b7f3c8e-4f6d-4a2e-9c1b-5d8e7f6a9b0c"
+
+
+@pytest.mark.parametrize("client_id", [None, "req-11111111-2222-4333-8444-555555555555"])
+async def test_passthrough_request_ids_join_the_shims_log_and_novas(
+    glance: tuple[RecordingUpstream, URL],
+    nova: tuple[RecordingUpstream, URL],
+    client_id: str | None,
+) -> None:
+    """Nova gets the shim's id (its global request id); the client sees Nova's, and the
+    access line holds both, so either log leads to the other."""
+    fake_nova, nova_url = nova
+    fake_nova.on(
+        "/v2.1/servers",
+        Reply.json({"servers": []}, headers=[("X-Openstack-Request-Id", NOVA_REQUEST_ID)]),
+    )
+    settings = local_settings(glance_url=glance[1], nova_url=nova_url)
+    headers = {"X-Auth-Token": TOKEN}
+    if client_id is not None:
+        headers["X-Openstack-Request-Id"] = client_id
+    with captured_logs() as logs:
+        async with served_shim(settings) as shim, aiohttp.ClientSession() as client:
+            response = await client.get(shim.url / "v2.1/servers", headers=headers)
+            assert response.status == 200
+            seen_by_client = response.headers.getall("x-openstack-request-id")
+            response.release()
+    sent = fake_nova.last.header_all("X-Openstack-Request-Id")
+    assert len(sent) == 1
+    if client_id is not None:
+        assert sent == [client_id]  # a client's well-formed id is kept end to end
+    (line,) = _access_lines(logs)
+    assert line["route"] == "passthrough"
+    assert line["request_id"] == sent[0]
+    assert seen_by_client == [NOVA_REQUEST_ID]
+    assert line["upstream_request_id"] == NOVA_REQUEST_ID
+    assert line["upstream"][0]["request_id"] == NOVA_REQUEST_ID
+
+
+async def test_upstream_failure_lines_say_where_and_name_the_call_as_the_access_line() -> None:
+    glance_url = refused_url() / "image"
+    keystone_url = refused_url()
+    settings = local_settings(glance_url=glance_url, glance_retries=2, glance_timeout=5.0)
+    with captured_logs() as logs:
+        async with served_shim(settings) as shim, aiohttp.ClientSession() as client:
+            url = (shim.url / "v2.1/images/detail").with_query(name="secret-name")
+            response = await client.get(url, headers={"X-Auth-Token": TOKEN})
+            assert response.status == 503
+            response.release()
+    events = logs.events()
+    retries = [e for e in events if e["event"] == "glance_retry"]
+    [failed] = [e for e in events if e["event"] == "glance_unavailable"]
+    (access,) = _access_lines(logs)
+    # The schema comes first: the access line and the failure lines agree on its name.
+    assert [c["op"] for c in access["upstream"]] == ["schema"] * 3
+    assert {e["op"] for e in [*retries, failed]} == {"schema"}
+    assert failed["url"] == f"{glance_url}/v2/schemas/image"
+    assert failed["failure"] == "ClientConnectorError"
+    assert "secret-name" not in logs.text  # query values are the caller's: never logged
+
+    keystone_settings = local_settings(
+        glance_url=glance_url, auth="keystone", keystone_url=keystone_url
+    )
+    with captured_logs() as logs:
+        async with served_shim(keystone_settings) as shim, aiohttp.ClientSession() as client:
+            response = await client.get(shim.url / "v2.1/images", headers={"X-Auth-Token": TOKEN})
+            assert response.status == 503
+            response.release()
+    [failed] = [e for e in logs.events() if e["event"] == "keystone_unavailable"]
+    assert (failed["op"], failed["url"]) == ("validate", f"{keystone_url}/v3/auth/tokens")

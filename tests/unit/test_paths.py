@@ -1,4 +1,4 @@
-"""Routing of legacy image paths (NOVA_IMAGE_API §1, SPEC §1)."""
+"""Routing of legacy image paths (docs/nova.md §1, docs/contract.md §1)."""
 
 from __future__ import annotations
 
@@ -15,12 +15,12 @@ IMG = "70a599e0-31e7-49b7-b260-868f441e862b"
 @pytest.mark.parametrize(
     ("method", "path", "expected"),
     [
-        # the four prefixes (§1.2)
+        # the four prefixes (nova.md §1.2)
         ("GET", "/v2/images", LegacyTarget("v2", None, "index")),
         ("GET", "/v2.1/images", LegacyTarget("v2.1", None, "index")),
         ("GET", f"/v2/{PID}/images", LegacyTarget("v2", PID, "index")),
         ("GET", f"/v2.1/{PID}/images", LegacyTarget("v2.1", PID, "index")),
-        # the route table (§1.1)
+        # the route table (nova.md §1.1)
         ("GET", "/v2.1/images/detail", LegacyTarget("v2.1", None, "detail")),
         ("GET", f"/v2.1/images/{IMG}", LegacyTarget("v2.1", None, "show", IMG)),
         ("DELETE", f"/v2.1/images/{IMG}", LegacyTarget("v2.1", None, "delete", IMG)),
@@ -46,7 +46,7 @@ IMG = "70a599e0-31e7-49b7-b260-868f441e862b"
             f"/v2.1/images/{IMG}/metadata/a key.x",
             LegacyTarget("v2.1", None, "meta_delete", IMG, "a key.x"),
         ),
-        # only GET is defined on /images/detail: DELETE deletes the image "detail" (§1.1)
+        # only GET is defined on /images/detail: DELETE deletes the image "detail" (nova.md §1.1)
         ("DELETE", "/v2.1/images/detail", LegacyTarget("v2.1", None, "delete", "detail")),
         ("PUT", "/v2.1/images/detail", LegacyTarget("v2.1", None, None)),
         ("GET", "/v2.1/images/detail/metadata", LegacyTarget("v2.1", None, "meta_index", "detail")),
@@ -67,7 +67,7 @@ IMG = "70a599e0-31e7-49b7-b260-868f441e862b"
         ("GET", "/v2.1/ABC/images", LegacyTarget("v2.1", None, None)),
         ("GET", f"/v2/Demo/images/{IMG}", LegacyTarget("v2", None, None)),
         ("GET", "/v2.1/images.json/images", LegacyTarget("v2.1", None, None)),
-        # other methods, HEAD included (SPEC §1)
+        # other methods, HEAD included (contract.md §1)
         ("HEAD", "/v2.1/images", LegacyTarget("v2.1", None, None)),
         ("HEAD", f"/v2.1/images/{IMG}", LegacyTarget("v2.1", None, None)),
         ("POST", "/v2.1/images", LegacyTarget("v2.1", None, None)),

@@ -1,4 +1,4 @@
-"""Nova list query -> Glance parameters (NOVA_IMAGE_API §3, §4.6; SPEC D1, D2, D9)."""
+"""Nova list query -> Glance parameters (docs/nova.md §3, §4.6; docs/contract.md D1, D2, D9)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def q(raw: str) -> ListQuery:
     return to_glance_query(decode_query(raw))
 
 
-# --- decode_query (webob's parse_qsl_text) -------------------------------------------
+# --- decode_query (webob's parse_qsl_text)
 
 
 @pytest.mark.parametrize(
@@ -65,7 +65,7 @@ def test_decode_query_takes_aiohttp_surrogateescape_text() -> None:
     assert decode_query(raw) == [("name", "café")]
 
 
-# --- filters (§3.1) -------------------------------------------------------------------
+# --- filters (nova.md §3.1)
 
 
 def test_no_parameters() -> None:
@@ -75,7 +75,7 @@ def test_no_parameters() -> None:
 @pytest.mark.parametrize(
     ("raw", "filters"),
     [
-        # Nova's own unit tests (§3.1 [test])
+        # Nova's own unit tests (nova.md §3.1 [test])
         ("status=ACTIVE", (("status", "active"),)),
         ("type=BASE", (("image_type", "BASE"),)),
         (f"server={UUID}", (("instance_uuid", UUID),)),
@@ -96,7 +96,7 @@ def test_no_parameters() -> None:
         (f"server=http://h/{UUID}", (("instance_uuid", UUID),)),
         ("server=http://h/servers/", (("instance_uuid", ""),)),
         ("type=snapshot", (("image_type", "snapshot"),)),
-        # D1: exactly the prefix "property-" goes (Nova's lstrip gave s_distro, wner_id ...)
+        # contract.md D1: exactly the prefix "property-" goes (Nova's lstrip: s_distro, wner_id)
         ("property-os_distro=ubuntu", (("os_distro", "ubuntu"),)),
         ("property-owner_id=x", (("owner_id", "x"),)),
         ("property-ramdisk_id=x", (("ramdisk_id", "x"),)),
@@ -119,7 +119,7 @@ def test_filters(raw: str, filters: tuple[tuple[str, str], ...]) -> None:
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        # D2: a Nova status filters on the Glance statuses displayed as it
+        # contract.md D2: a Nova status filters on the Glance statuses displayed as it
         ("ACTIVE", "active"),
         ("SAVING", "in:queued,saving"),
         ("ERROR", "killed"),
@@ -176,7 +176,7 @@ def test_property_collides_with_nova_filter_later_wins() -> None:
     assert q("changes-since=x&property-updated_at=y").filters == (("updated_at", "y"),)
 
 
-# --- pagination (§3.2, Nova >= 30 messages of appendix C) ------------------------------
+# --- pagination (nova.md §3.2, Nova >= 30 messages of appendix C)
 
 
 @pytest.mark.parametrize("name", ["limit", "page_size", "offset"])
@@ -301,12 +301,12 @@ def test_full_query() -> None:
     )
 
 
-# --- next link (§4.6, D9) ----------------------------------------------------------------
+# --- next link (nova.md §4.6, contract.md D9)
 
 
 def test_next_link_of_section_4_6_with_d9() -> None:
     # Nova: limit=2&marker=<id>&name=b&property-x=1&zeta=1 (greatest value; <= 29 kept zeta).
-    # Nova >= 30 drops zeta; D9 carries the value that was applied: name=a.
+    # Nova >= 30 drops zeta; contract.md D9 carries the value that was applied: name=a.
     params = decode_query("name=b&limit=2&name=a&zeta=1&property-x=1&marker=m1")
     assert next_link_query(params, LAST) == f"limit=2&marker={LAST}&name=a&property-x=1"
 

@@ -1,4 +1,4 @@
-"""Properties of the query translators (STYLE §9): only `BadRequest`, never another error."""
+"""Properties of the query translators (Hypothesis): only `BadRequest`, never another error."""
 
 from __future__ import annotations
 
@@ -149,7 +149,7 @@ def test_next_link_round_trips(params: list[tuple[str, str]], last_id: str) -> N
         if name in KNOWN_PARAMS or name.startswith("property-")
     }
     expected["marker"] = last_id
-    assert dict(pairs) == expected  # the last (applied) value of each, D9
+    assert dict(pairs) == expected  # the last (applied) value of each, docs/contract.md D9
 
 
 @given(

@@ -1,4 +1,4 @@
-"""The C renderer writes exactly what views.py defines, or steps aside (STYLE §9).
+"""The C renderer writes exactly what views.py defines, or steps aside.
 
 `shim.legacy._render` may answer ``None`` for any page ("not on my road"); whenever it
 answers bytes, they must equal ``orjson.dumps`` of the views.py views, and views.py must
@@ -257,7 +257,7 @@ def _catalogue_page(count: int) -> list[Any]:
 
 def test_glance_shaped_pages_take_the_fast_road() -> None:
     # Snapshots (server, block_device_mapping), plain images, custom properties: what a
-    # Glance 33 page holds (bench/catalogue.py follows REAL_STACK.md §3).
+    # Glance 33 page holds (bench/catalogue.py follows docs/glance.md §1).
     page = _catalogue_page(60)
     for schema in (SCHEMA, None):
         renderer = PageRenderer(LINKS, schema)

@@ -1,4 +1,4 @@
-"""Glance image -> Nova image view (NOVA_IMAGE_API §4, §5, §9, §11; SPEC D3, D8, D12)."""
+"""Glance image -> Nova image view (docs/nova.md §4, §5, §9, §11; docs/contract.md D3, D8, D12)."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ GLANCE_IMAGE: dict[str, Any] = {
     "ramdisk_id": "nokernel",
 }
 
-# The fields tempest's common_image_schema allows (additionalProperties: false, §10.1).
+# The fields tempest's common_image_schema allows (additionalProperties: false, nova.md §10.1).
 TEMPEST_FIELDS = {
     "id",
     "status",
@@ -107,7 +107,7 @@ def test_detailed_image_of_the_api_sample() -> None:
         ],
         "OS-DCF:diskConfig": "AUTO",
     }
-    # Nova's key order (§4.1), including the two optional keys at the end
+    # Nova's key order (nova.md §4.1), including the two optional keys at the end
     snapshot = to_nova_image({**GLANCE_IMAGE, "instance_uuid": SERVER}, links, FALLBACK_SCHEMA)
     assert list(snapshot) == [
         "id",
@@ -133,7 +133,7 @@ def test_detailed_image_of_the_api_sample() -> None:
 
 
 def test_unnamed_image_with_nothing_optional() -> None:
-    # Nova unit test: name null, metadata {}, minRam/minDisk from strings (§11)
+    # Nova unit test: name null, metadata {}, minRam/minDisk from strings (nova.md §11)
     image = {"id": IMG, "name": None, "status": "queued", "size": None, "min_ram": "128"}
     view = to_nova_image(image, LOCAL, FALLBACK_SCHEMA)
     assert view == {
@@ -195,7 +195,7 @@ def test_min_ram_and_min_disk(value: object, expected: int) -> None:
 
 
 def test_server_reference_for_snapshots() -> None:
-    # §4.4 expected links, request without project id
+    # nova.md §4.4 expected links, request without project id
     view = to_nova_image({"id": IMG, "instance_uuid": SERVER}, LOCAL, FALLBACK_SCHEMA)
     assert view["server"] == {
         "id": SERVER,
@@ -284,7 +284,7 @@ def test_malformed_basic_item_is_502(image: dict[str, Any]) -> None:
         to_nova_image_basic(image, LOCAL)
 
 
-# --- metadata (§5, D3) --------------------------------------------------------------------
+# --- metadata (nova.md §5, contract.md D3)
 
 
 def test_metadata_hides_base_and_dropped_attributes() -> None:
@@ -331,7 +331,7 @@ def test_metadata_values_pass_through() -> None:
         ("null", None),
         ("5", 5),
         ('"x"', "x"),
-        # D3: invalid JSON stays the raw string instead of a 500
+        # contract.md D3: invalid JSON stays the raw string instead of a 500
         ("[{", "[{"),
         ("", ""),
         ("not json", "not json"),
@@ -419,7 +419,7 @@ def test_fallback_schema_is_glance_33_base_properties() -> None:
     assert ImageSchema(frozenset()).base == frozenset()
 
 
-# --- dates (§4.1) -------------------------------------------------------------------------
+# --- dates (nova.md §4.1)
 
 
 @pytest.mark.parametrize(
@@ -468,7 +468,7 @@ def test_isotime_refuses(value: str) -> None:
         isotime(value)
 
 
-# --- links (§4.3, §11, D8, D12) ------------------------------------------------------------
+# --- links (nova.md §4.3, §11, contract.md D8, D12)
 
 
 def test_compute_and_glance_link_prefixes_of_nova_tests() -> None:
@@ -520,7 +520,7 @@ def test_link_context(
 @pytest.mark.parametrize(
     ("url", "expected"),
     [
-        # TestGlanceApiServers stripping table (then no trailing slash, D8)
+        # TestGlanceApiServers stripping table (then no trailing slash, contract.md D8)
         ("http://h/image/v2/", "http://h/image"),
         ("http://h/v2", "http://h"),
         ("http://h/image", "http://h/image"),

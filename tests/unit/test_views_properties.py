@@ -1,4 +1,4 @@
-"""Properties of the view translators (STYLE §9)."""
+"""Properties of the view translators (Hypothesis)."""
 
 from __future__ import annotations
 

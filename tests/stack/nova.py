@@ -1,0 +1,137 @@
+"""Nova 34's compute API in the test stack: its config, databases, and starting it.
+
+Only the API runs (no conductor, scheduler or compute), served by gunicorn on threads
+through our own entry module (``nova_wsgi.py``), with keystonemiddleware against the
+stack's Keystone and ``[glance] api_servers`` at the stack's Glance. Link settings stay
+at Nova's defaults (no ``compute_link_prefix``; proxy headers ignored) unless a second
+Nova is asked for with ``proxy_headers=True`` (``[oslo_middleware]
+enable_proxy_headers_parsing``). docs/stack.md §6 explains the choices.
+
+Owns Nova's run directory layout, its config text and the database templates' commands.
+It must not start servers (see `realstack`) nor provision Keystone (see `identity`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from tests.stack.configs import ServerDirs
+from tests.stack.layout import REGION, StackPaths
+from tests.stack.procs import run_logged
+
+SERVICE_USER: Final = "nova"
+# Nova's default [quota] metadata_items (no quota rows in the database: defaults apply);
+# the shim's SHIM_METADATA_ITEMS default matches it.
+METADATA_ITEMS: Final = 128
+# Our WSGI entry module; `realstack` copies it next to gunicorn's wrapper.
+ENTRY: Final = Path(__file__).resolve().parent / "nova_wsgi.py"
+_MANAGE_ENV: Final = {"OS_NOVA_DISABLE_EVENTLET_PATCHING": "1"}
+
+
+@dataclass(frozen=True, slots=True)
+class NovaDirs(ServerDirs):
+    @property
+    def conf(self) -> Path:
+        return self.etc / "nova.conf"
+
+    @property
+    def paste(self) -> Path:
+        return self.etc / "api-paste.ini"
+
+    @property
+    def api_db(self) -> Path:
+        return self.base / "nova_api.sqlite"
+
+    @property
+    def cell_db(self) -> Path:
+        return self.base / "nova.sqlite"
+
+    @property
+    def app_log(self) -> Path:
+        return self.base / "log" / "nova-api.log"
+
+    def write(
+        self,
+        paths: StackPaths,
+        *,
+        keystone_url: str,
+        glance_url: str,
+        service_password: str,
+        databases: NovaDirs | None = None,
+        proxy_headers: bool = False,
+    ) -> None:
+        """nova.conf and Nova's own api-paste.ini; `databases` names whose sqlite files to use
+        (default: this directory's)."""
+        dbs = databases or self
+        for sub in (self.etc, self.app_log.parent, self.base / "state", self.base / "locks"):
+            sub.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(paths.nova.venv / "etc" / "nova" / "api-paste.ini", self.paste)
+        proxy = "True" if proxy_headers else "False"
+        # transport_url fake://: APIRouterV21 builds RPC clients at start-up; the routes the
+        # stack serves send no RPC, and the in-memory driver satisfies the constructors.
+        self.conf.write_text(
+            f"""[DEFAULT]
+transport_url = fake://
+state_path = {self.base / "state"}
+log_file = {self.app_log}
+debug = false
+
+[api]
+auth_strategy = keystone
+
+[wsgi]
+api_paste_config = {self.paste}
+
+[api_database]
+connection = sqlite:///{dbs.api_db}
+
+[database]
+connection = sqlite:///{dbs.cell_db}
+
+[glance]
+api_servers = {glance_url}
+region_name = {REGION}
+
+[keystone_authtoken]
+www_authenticate_uri = {keystone_url}
+auth_url = {keystone_url}
+auth_type = password
+project_domain_name = Default
+user_domain_name = Default
+project_name = service
+username = {SERVICE_USER}
+password = {service_password}
+
+[oslo_concurrency]
+lock_path = {self.base / "locks"}
+
+[oslo_middleware]
+enable_proxy_headers_parsing = {proxy}
+
+[oslo_policy]
+enforce_scope = true
+enforce_new_defaults = true
+"""
+        )
+
+
+def sync_databases(paths: StackPaths, dirs: NovaDirs, log: Path) -> None:
+    """``nova-manage api_db sync`` and ``db sync --local_cell`` (once, into the templates)."""
+    dirs.write(
+        paths, keystone_url="http://127.0.0.1:1", glance_url="http://127.0.0.1:1",
+        service_password="unused",
+    )  # fmt: skip
+    manage: list[str | Path] = [paths.nova.bin / "nova-manage", "--config-file", dirs.conf]
+    env = {**os.environ, **_MANAGE_ENV}
+    run_logged([*manage, "api_db", "sync"], log, env=env)
+    run_logged([*manage, "db", "sync", "--local_cell"], log, env=env)
+
+
+def copy_databases(template: NovaDirs, dirs: NovaDirs) -> None:
+    dirs.base.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(template.api_db, dirs.api_db)
+    shutil.copyfile(template.cell_db, dirs.cell_db)
