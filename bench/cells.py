@@ -186,11 +186,14 @@ def shim_target(
     logs: Path,
     command: list[str] | None,
     log_name: str = "shim",
+    *,
+    tls: bool = False,
 ) -> Target:
-    label = "(d) shim"
+    """The shim over *nginx*; with *tls* it calls nginx's HTTPS port, verifying it."""
+    key, label = ("shim-tls", "(e) shim, Glance over HTTPS") if tls else ("shim", "(d) shim")
     if command is None and not (REPO / "shim" / "__main__.py").exists():
         reason = "shim CLI not written yet (no shim/__main__.py for `python -m shim`)"
-        return Target("shim", label, "", list, speaks_nova=True, na=reason)
+        return Target(key, label, "", list, speaks_nova=True, na=reason)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHIM_")}
     env |= {
@@ -201,11 +204,13 @@ def shim_target(
         "SHIM_LOG_LEVEL": "warning",
         "SHIM_GLANCE_PAGE_SIZE": str(page_size),
     }
+    if tls:
+        env |= {"SHIM_GLANCE_URL": nginx.tls_url, "SHIM_CA_FILE": str(nginx.ca_file)}
     argv = [*taskset(cpus), *(command or [sys.executable, "-m", "shim"])]
     service = Service(label, argv, logs / f"{log_name}-{workers}w.log", env=env, cwd=REPO)
     service.start()
     ready = f"/v2.1/{PROJECT_ID}/images/detail?limit=1"
-    return _service_target("shim", label, service, f"http://127.0.0.1:{port}", ready, nova=True)
+    return _service_target(key, label, service, f"http://127.0.0.1:{port}", ready, nova=True)
 
 
 Metrics = dict[str, float]

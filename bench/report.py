@@ -15,6 +15,7 @@ TARGETS: Final = (
     ("passthrough", "(b) passthrough"),
     ("parse", "(c) parse floor"),
     ("shim", "(d) shim"),
+    ("shim-tls", "(e) shim, Glance over HTTPS"),
 )
 NA: Final = "n/a"
 
@@ -60,6 +61,12 @@ def _ratio(top: float | None, bottom: float | None) -> float | None:
 
 def _diff(a: float | None, b: float | None) -> float | None:
     return a - b if a is not None and b is not None else None
+
+
+def percent(value: float | None, base: float | None) -> str:
+    """*value* against *base* as a signed change, e.g. "-3.1 %"."""
+    ratio = _ratio(value, base)
+    return NA if ratio is None else f"{(ratio - 1) * 100:+.1f} %"
 
 
 def table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

@@ -33,6 +33,7 @@ from bench.tools import ensure_tools, machine
 from bench.upstream import Nginx, start_nginx
 
 SIDE_KINDS = ("detail25", "detail1000", "show", "basic25")
+TLS_KINDS = ("detail25", "show")
 SCALE_PAGES = (1, 25, 200, 1000)
 SLOW_WALK_S = 30.0
 QUIET_OTHER_CPU = 0.10
@@ -54,6 +55,7 @@ class Options:
     shim_command: list[str] | None
     keep: bool
     two_workers: bool
+    tls_only: bool = False
 
 
 def parse_options(argv: list[str] | None) -> Options:
@@ -83,6 +85,11 @@ def parse_options(argv: list[str] | None) -> Options:
         "--warmup", type=int, default=0, help="seconds of wrk before a cell's first round"
     )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (pages, logs)")
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="only the TLS cell: the shim calling nginx over HTTPS vs plain HTTP",
+    )
     args = parser.parse_args(argv)
     quick = bool(args.quick)
     return Options(
@@ -100,6 +107,7 @@ def parse_options(argv: list[str] | None) -> Options:
         shim_command=shlex.split(args.shim_cmd) if args.shim_cmd else None,
         keep=args.keep,
         two_workers=not args.no_2w,
+        tls_only=bool(args.tls),
     )
 
 
@@ -280,16 +288,45 @@ class Run:
                     target.stop()
         self.unpaged(2)
 
+    def tls_phase(self) -> None:
+        """One shim calling nginx over plain HTTP, one over HTTPS (the same canned Glance,
+        nginx terminating TLS); both keep their upstream connections alive, so the
+        difference is TLS on reused connections, not handshakes."""
+        assert self.nginx is not None
+        o = self.o
+        _say("TLS: the shim calling Glance (nginx) over HTTP and over HTTPS, 1 worker each")
+        plain = cells.shim_target(
+            self.nginx, 1, o.server_cpus, o.page_size, self.logs, o.shim_command
+        )
+        secure = cells.shim_target(
+            self.nginx, 1, o.server_cpus, o.page_size, self.logs, o.shim_command, "shim-tls",
+            tls=True,
+        )  # fmt: skip
+        self.shim_loop = "n/a" if plain.na else event_loop_of(plain.pids())
+        try:
+            for rnd in range(o.rounds):
+                _say(f" round {rnd + 1}/{o.rounds} ({time.monotonic() - self.started:.0f} s)")
+                for kind in TLS_KINDS:
+                    self.closed("w1", kind, [plain, secure], rnd)
+        finally:
+            plain.stop()
+            secure.stop()
+
     def execute(self) -> None:
         o = self.o
         _say(f"writing {o.images:,} canned Glance images to {self.work} ...")
         catalogue = write_catalogue(self.work / "root", o.images, SCALE_PAGES, (o.page_size,))
         self.kinds = cells.kinds(catalogue)
         _say(f"  {catalogue.bytes_written / 1e6:.0f} MB in {time.monotonic() - self.started:.1f} s")
-        self.nginx = start_nginx(self.work / "nginx", self.work / "root", o.upstream_cpus)
+        self.nginx = start_nginx(
+            self.work / "nginx", self.work / "root", o.upstream_cpus, tls=o.tls_only
+        )
         try:
-            self.phase_one()
-            if o.two_workers:
+            if o.tls_only:
+                self.tls_phase()
+            else:
+                self.phase_one()
+            if o.two_workers and not o.tls_only:
                 self.phase_two()
             missing = self.nginx.missing()
             if missing:
@@ -303,9 +340,41 @@ class Run:
         finally:
             self.nginx.stop()
 
+    def render_tls(self, env: dict[str, str]) -> str:
+        o, r = self.o, self.results
+        rows = []
+        for kind in TLS_KINDS:
+            plain, secure = (f"w1/closed/{kind}/{key}" for key in ("shim", "shim-tls"))
+            rps = [r.median(cell, "rps") for cell in (plain, secure)]
+            cpu = [r.median(cell, "cpu_s_per_1k") for cell in (plain, secure)]
+            p50 = [r.median(cell, "p50_ms") for cell in (plain, secure)]
+            rows.append(
+                [
+                    self.kinds[kind].label,
+                    report.percent(rps[1], rps[0]),
+                    report.percent(cpu[1], cpu[0]),
+                    report.percent(p50[1], p50[0]),
+                ]
+            )
+        machine = (
+            f"Machine: {env['nproc']} x {env['cpu']}; Python {env['python']}, aiohttp "
+            f"{env['aiohttp']}, uvloop {env['uvloop']}, nginx {env['nginx']}, {env['wrk']}."
+        )
+        setup = (
+            f"Closed loop: wrk, {o.connections} connections, {o.duration} s per cell, median "
+            f"of {o.rounds} interleaved round(s); shim CPUs {o.server_cpus}, nginx CPUs "
+            f"{o.upstream_cpus}, wrk CPUs {o.load_cpus}. Event loop: shim {self.shim_loop}."
+        )
+        kinds = [(k, self.kinds[k].label) for k in TLS_KINDS]
+        side = report.side_by_side(r, kinds, "w1")
+        change = report.table(["request", "req/s", "CPU s/1k req", "p50"], rows)
+        return "\n".join([machine, setup, "", side, "", "HTTPS against HTTP:", "", change]) + "\n"
+
     def render(self, env: dict[str, str]) -> str:
         o = self.o
         r = self.results
+        if o.tls_only:
+            return self.render_tls(env)
         side = [(k, self.kinds[k].label) for k in SIDE_KINDS]
         lines = [
             f"Machine: {env['nproc']} x {env['cpu']}, {env['memory']}, Linux {env['kernel']}; "

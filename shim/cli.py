@@ -1,13 +1,15 @@
 """Command line: flags + environment → Settings → logging → workers → the API server.
 
 Exit status: 0 after a clean shutdown (SIGTERM/SIGINT, in-flight requests drained), 2 for bad
-settings (the message names the setting), 3 when the server could not start (one worker),
+settings (the message names the setting), 3 when the server could not start (an address in
+use, or an upstream that failed its start-up check with SHIM_REQUIRE_UPSTREAMS=true),
 1 for anything else (a worker crash loop, a worker that could not start under the master,
 a drain that overran its bound).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
@@ -17,7 +19,8 @@ import structlog
 
 from shim.observability import configure_logging
 from shim.settings import Settings, SettingsError
-from shim.workers import prepare_metrics_dir, run_worker, supervise
+from shim.startup import check_upstreams, failed
+from shim.workers import EXIT_STARTUP_FAILED, prepare_metrics_dir, run_worker, supervise
 
 log = structlog.get_logger(__name__)
 
@@ -41,11 +44,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         # prometheus-client's own variable; the Helm chart points it at an emptyDir.
         metrics_dir = prepare_metrics_dir(
-            os.environ.get("PROMETHEUS_MULTIPROC_DIR"), settings.workers
+            os.environ.get("PROMETHEUS_MULTIPROC_DIR"),
+            settings.workers,
+            metrics_on=settings.metrics_listen is not None,
         )
     except OSError as exc:
         print(f"nova-image-shim: PROMETHEUS_MULTIPROC_DIR: {exc}", file=sys.stderr)
         return EXIT_BAD_SETTINGS
+    findings = asyncio.run(check_upstreams(settings))
+    if settings.require_upstreams and (bad := failed(findings)):
+        names = ", ".join(finding.probe.setting for finding in bad)
+        log.error("startup_failed", error=f"upstream check failed: {names}")
+        return EXIT_STARTUP_FAILED
     if settings.workers == 1:
         log.info("starting", listen=str(settings.listen), workers=1)
         return run_worker(settings)

@@ -121,6 +121,7 @@ class Settings:
     deprecation: str | None = None
     sunset: str | None = None
     deprecation_link: str | None = None
+    require_upstreams: bool = False
     caller_projects_max: int = DEFAULT_CALLER_PROJECTS_MAX
     # TLS (shim.tls): upstream trust, the client certificate, the HTTPS listener's pair.
     ca_file: str | None = None
@@ -362,6 +363,12 @@ _SPECS: Final[tuple[_Spec, ...]] = (
     _Spec("SHIM_DEPRECATION", "deprecation", str, "Deprecation header value (RFC 9745)"),
     _Spec("SHIM_SUNSET", "sunset", str, "Sunset header value (RFC 8594)"),
     _Spec("SHIM_DEPRECATION_LINK", "deprecation_link", str, "Link rel=deprecation target"),
+    _Spec(
+        "SHIM_REQUIRE_UPSTREAMS",
+        "require_upstreams",
+        _bool,
+        "stop start-up when an upstream fails its start-up check",
+    ),
     _Spec("SHIM_CALLER_PROJECTS_MAX", "caller_projects_max", int, "projects in caller series"),
     _Spec("SHIM_CA_FILE", "ca_file", str, "PEM bundle verifying every upstream"),
     _Spec("SHIM_GLANCE_CA_FILE", "glance_ca_file", str, "PEM bundle verifying Glance"),

@@ -208,3 +208,38 @@ async def test_no_client_certificate_for_a_glance_that_demands_one_is_a_503(
     assert json.loads(body)["serviceUnavailable"]["message"] == UNAVAILABLE
     [line] = tls_lines(logs.events())
     assert (line["upstream"], line["reason"]) == ("glance", "tlsv13 alert certificate required")
+
+
+async def test_passthrough_to_nova_over_https(
+    make_shim: MakeShim,
+    real_stack: StackInfo,
+    https_stack: HttpsStack,
+    pki: Pki,
+    tokens: dict[str, str],
+    tmp_path: Any,
+) -> None:
+    """The real Nova behind TLS: verified with SHIM_NOVA_CA_FILE (SHIM_CA_FILE trusts a CA
+    that signed nothing here), its answers relayed; the wrong CA is a 502 and one line."""
+    stranger = Pki(tmp_path / "stranger")
+    settings = {
+        "glance_url": URL(https_stack.glance_url),
+        "nova_url": URL(https_stack.nova_url),
+        "ca_file": str(stranger.ca_file),
+        "nova_ca_file": str(pki.ca_file),
+    }
+    client = await make_shim(**settings)
+    headers = {"X-Auth-Token": tokens["bob"]}
+    status, _, body = await fetch(client, "/v2.1/servers", headers)
+    assert (status, json.loads(body)) == (200, {"servers": []})
+    status, _, body = await fetch(client, "/v2.1/", headers)
+    assert status == 200
+    assert json.loads(body)["version"]["id"] == "v2.1"
+
+    wrong = await make_shim(**{**settings, "nova_ca_file": None})
+    with captured_logs() as logs:
+        status, _, body = await fetch(wrong, "/v2.1/servers", headers)
+    assert status == 502
+    assert json.loads(body)["computeFault"]["code"] == 502
+    [line] = tls_lines(logs.events())
+    assert (line["upstream"], line["url"]) == ("nova", f"{https_stack.nova_url}/v2.1/servers")
+    assert line["reason"].startswith("certificate verify failed: ")

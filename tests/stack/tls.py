@@ -4,13 +4,13 @@
 ``localhost``, ``127.0.0.1`` and ``::1``, a client certificate, and any other certificate
 a test asks for (another host name, already expired, from a CA nobody trusts).
 
-`start_https` serves the running stack's Keystone and Glance over HTTPS as well: a second
-gunicorn for each, on the same configuration, database and keys as the plain one, with the
-test CA's server certificate, and for Glance a client certificate demanded (mutual TLS),
-as a cloud that authenticates its services would; that Glance also listens on ``[::1]``
-(the IPv6 tests). Tokens issued by either Keystone are
-valid at both (one Fernet key repository). It adds two gunicorn start-ups (a few seconds)
-to the run, once per session; nothing here changes the plain stack.
+`start_https` serves the running stack's Keystone, Glance and Nova over HTTPS as well: a
+second gunicorn for each, on the same configuration, databases and keys as the plain one,
+with the test CA's server certificate, and for Glance a client certificate demanded
+(mutual TLS), as a cloud that authenticates its services would; that Glance also listens
+on ``[::1]`` (the IPv6 tests). Tokens issued by either Keystone are valid at both (one
+Fernet key repository). It adds three gunicorn start-ups (seconds each) to the run, once
+per session; nothing here changes the plain stack.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from pathlib import Path
 
 import trustme
 
+from tests.stack import nova
 from tests.stack.configs import GlanceDirs, KeystoneDirs
 from tests.stack.info import StackInfo
 from tests.stack.layout import HOST, StackPaths
@@ -94,6 +95,7 @@ class HttpsStack:
     keystone_url: str
     glance_url: str
     glance_url_v6: str  # the same Glance on [::1]
+    nova_url: str
     procs: list[subprocess.Popen[bytes]]
 
     def close(self) -> None:
@@ -107,6 +109,7 @@ def start_https(info: StackInfo, pki: Pki, paths: StackPaths | None = None) -> H
     """Serve *info*'s Keystone and Glance over HTTPS too (module docstring)."""
     paths = paths or StackPaths.from_env()
     keystone, glance = KeystoneDirs(info.run_dir / "keystone"), GlanceDirs(info.run_dir / "glance")
+    nova_dirs = nova.NovaDirs(info.nova_dir)
     tls = [f"--certfile={pki.server.cert}", f"--keyfile={pki.server.key}"]
     mutual = ["--cert-reqs=2", f"--ca-certs={pki.ca_file}"]
     procs: list[subprocess.Popen[bytes]] = []
@@ -132,6 +135,15 @@ def start_https(info: StackInfo, pki: Pki, paths: StackPaths | None = None) -> H
                 tls + mutual,
                 "/healthcheck",
             ),
+            (
+                "nova",
+                nova_dirs,
+                paths.nova.bin,
+                f"{nova.ENTRY.stem}:application",
+                {"OS_NOVA_CONFIG_DIR": str(nova_dirs.etc)},
+                [*tls, "--forwarded-allow-ips="],
+                "/",
+            ),
         ):
             port = free_port(HOST)
             pid_file = dirs.base / "gunicorn_https.pid"
@@ -148,7 +160,7 @@ def start_https(info: StackInfo, pki: Pki, paths: StackPaths | None = None) -> H
             stop_group(proc.pid)
             proc.wait(timeout=30)
         raise
-    return HttpsStack(urls[0], urls[1], f"https://[::1]:{port_v6}", procs)
+    return HttpsStack(urls[0], urls[1], f"https://[::1]:{port_v6}", urls[2], procs)
 
 
 def free_port_v6() -> int:
