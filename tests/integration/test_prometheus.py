@@ -1,10 +1,11 @@
 """A real Prometheus scraping a two-worker shim under mixed traffic on the real stack.
 
 One scenario per module: ``python -m shim`` (the real entry point, two workers, keystone
-mode against the real Keystone) serves Glance through a relay that the test switches off
-("Glance down"). Traffic from two projects and several clients gets 200s, 404s, 401s and,
-with Glance down, 503s; then one worker is killed and replaced. A real Prometheus (Debian's
-package, `tests.stack.prometheus`) scrapes the metrics port every second with the alert
+mode against the real Keystone, the real Nova behind) serves Glance through a relay that
+the test switches off ("Glance down"). Traffic from two projects and several clients gets
+200s, 404s, 401s, passthrough answers from Nova and, with Glance down, 503s; then one
+worker is killed and replaced. A real Prometheus (Debian's package,
+`tests.stack.prometheus`) scrapes the metrics port every second with the alert
 rules of ``deploy/prometheus`` loaded. The tests read everything back through Prometheus's
 HTTP API: the series and their values, the caller series (never a token or a user name),
 the alerts the traffic should and should not raise, and every query of the Grafana
@@ -49,12 +50,10 @@ GLANCE_DOWN_CALLS: Final = 40
 # created a series (the first 503, the first failed Glance call) are not in its rate.
 GLANCE_DOWN_PAUSE: Final = 0.15
 WAIT: Final = 60.0
-# Dashboard panels whose traffic this scenario does not send (the stack has no Nova).
-NO_TRAFFIC_PANELS: Final = {"Nova passthrough calls by outcome"}
 EXPECTED_ALERTS: Final = {
     "NovaImageShimGlanceUnavailable",  # 40 of 60 Glance calls failed
     "NovaImageShimGlanceErrors",
-    "NovaImageShimHighErrorRatio",  # 40 of 62 answers were 503
+    "NovaImageShimHighErrorRatio",  # 40 of 65 answers were 503
     "NovaImageShimWorkersRestarting",  # one worker killed and replaced
 }
 QUIET_ALERTS: Final = {
@@ -143,6 +142,7 @@ def scenario(
         SHIM_AUTH="keystone",
         SHIM_KEYSTONE_URL=real_stack.keystone_url,
         SHIM_GLANCE_URL=relay.url,
+        SHIM_NOVA_URL=real_stack.nova_url,
         SHIM_GLANCE_RETRIES="0",
         SHIM_LOG_LEVEL="warning",
         SHIM_SHUTDOWN_TIMEOUT="5",
@@ -153,6 +153,14 @@ def scenario(
         api = f"http://{HOST}:{api_port}"
         metrics_url = f"http://{HOST}:{metrics_port}"
         wait_scraped(metrics_url, "nova_image_shim_workers", WORKERS, log)
+        # Prometheus holds the series the workers start with (primed at zero, plus the
+        # start-up checks' calls) before any traffic, as in production, where the shim is
+        # scraped long before its first calls.
+        prometheus.wait_for(
+            f'sum(nova_image_shim_upstream_duration_seconds_count{{job="{JOB}", '
+            'upstream="keystone"})',
+            lambda v: v is not None,
+        )
         demo_a, demo_b = real_stack.demo_a, real_stack.demo_b
         alice, dave_b = tokens["alice"], tokens["dave-b"]
         missing = uuid.uuid4()
@@ -184,6 +192,10 @@ def scenario(
 
         for step in plan:
             send(*step)
+        for _ in range(3):  # the rest of the compute API goes to Nova: no legacy caller
+            got = call(f"{api}/v2.1/flavors", alice, "python-openstackclient")
+            assert got == 200, f"/v2.1/flavors: {got}\n{tail(log)}"
+            sent[("passthrough", "200")] += 1
         relay.down()  # Glance is gone: connections refused, pooled ones cut
         send("/v2.1/images/detail", alice, SDK, GLANCE_DOWN_CALLS, "/v2.1/images/detail", "503",
              ("openstacksdk", demo_a), GLANCE_DOWN_PAUSE)  # fmt: skip
@@ -257,8 +269,8 @@ def test_upstream_calls_by_outcome(scenario: Scenario) -> None:
         f'sum by (result) (nova_image_shim_token_cache_lookups_total{{job="{JOB}"}})',
         "result",
     )
-    legacy = sum(scenario.sent.values())
-    assert cache[("hit",)] + cache[("miss",)] == legacy
+    legacy = sum(n for (route, _), n in scenario.sent.items() if route != "passthrough")
+    assert cache[("hit",)] + cache[("miss",)] == legacy  # passthrough validates nothing
     assert cache[("hit",)] > cache[("miss",)]
 
 
@@ -362,7 +374,7 @@ def test_every_dashboard_query_parses_and_returns_data(scenario: Scenario) -> No
         else:
             empty.append(title)
     assert not errors, "\n".join(errors)
-    assert set(empty) == NO_TRAFFIC_PANELS, f"panels without data: {empty}"
+    assert not empty, f"panels without data: {empty}"
     # The job variable lists this job.
     variable = json.loads(DASHBOARD.read_text("utf-8"))["templating"]["list"][1]
     metric, label = re.fullmatch(r"label_values\((\w+), (\w+)\)", variable["definition"]).groups()  # type: ignore[union-attr]
