@@ -50,11 +50,15 @@ class Kind:
     glance_path: str
     images: int
     basic: bool = False
+    nova_key: str | None = None
+    """A canned Nova answer (bench/nova_answers.py): the top-level key it must have."""
 
     def expect(self, document: object, shim: bool) -> str | None:
         """None if *document* is the right answer, else what is wrong with it."""
         if not isinstance(document, dict):
             return "answer is not a JSON object"
+        if self.nova_key is not None:
+            return None if self.nova_key in document else f"no {self.nova_key!r} in answer"
         if self.key == "show":
             found = document.get("image") if shim else document
             return None if isinstance(found, dict) and "id" in found else "no image in answer"
@@ -186,6 +190,7 @@ def shim_target(
     logs: Path,
     command: list[str] | None,
     log_name: str = "shim",
+    extra_env: dict[str, str] | None = None,
     *,
     tls: bool = False,
 ) -> Target:
@@ -203,6 +208,7 @@ def shim_target(
         "SHIM_WORKERS": str(workers),
         "SHIM_LOG_LEVEL": "warning",
         "SHIM_GLANCE_PAGE_SIZE": str(page_size),
+        **(extra_env or {}),
     }
     if tls:
         env |= {"SHIM_GLANCE_URL": nginx.tls_url, "SHIM_CA_FILE": str(nginx.ca_file)}

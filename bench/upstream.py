@@ -1,7 +1,8 @@
 """nginx as the fast, real Glance stand-in: canned pages mapped from ``limit``/``marker``.
 
 ``GET /v2/images?limit=L&marker=M`` serves ``pages/L/m_M.json`` (no ``limit``: Glance's 25),
-``GET /v2/images/<id>`` serves ``images/<id>.json``, ``GET /v2/schemas/image(s)`` the schemas.
+``GET /v2/images/<id>`` serves ``images/<id>.json``, ``GET /v2/schemas/image(s)`` the schemas,
+``GET /nova/<key>.json|.bin`` the canned Nova answers (``nova_answers.py``).
 A request for a page that was not generated gets a Glance-style 404 and is logged to
 ``missing.log`` (the only access log), so a cell never silently measures error pages. A marker
 that is not UUID-shaped gets Glance's 400. ``/_bench/status`` (stub_status) counts requests, so
@@ -53,7 +54,7 @@ http {{
     etag off;
     server_tokens off;
     charset off;
-    types {{ application/json json; }}
+    types {{ application/json json; application/octet-stream bin; }}
     default_type application/json;
     client_body_temp_path {prefix}/tmp/body;
     proxy_temp_path {prefix}/tmp/proxy;
@@ -79,6 +80,7 @@ http {{
             access_log {prefix}/missing.log;
             return 404 '{_NOT_FOUND}';
         }}
+        location /nova/ {{ try_files $uri @missing; }}
         location / {{
             access_log {prefix}/missing.log;
             return 404 '{_NOT_FOUND}';

@@ -30,12 +30,14 @@ from shim.keys import (
     KEYSTONE,
     NOVA_SESSION,
     PASSTHROUGH,
+    RENDERER,
     RUNTIME,
     SESSION,
     SETTINGS,
     Runtime,
 )
 from shim.keystone import Keystone
+from shim.legacy.render import select_renderer
 from shim.legacy.routes import serve_legacy
 from shim.legacy.views import glance_base_url
 from shim.limits import limits_middleware
@@ -60,6 +62,7 @@ def create_app(settings: Settings) -> web.Application:
         handler_args={"auto_decompress": False},
     )
     app[SETTINGS] = settings
+    app[RENDERER] = select_renderer(settings.renderer)
     app[RUNTIME] = Runtime()
     app[DEPRECATION_HEADERS] = deprecation_headers(
         settings.deprecation, settings.sunset, settings.deprecation_link

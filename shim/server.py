@@ -48,7 +48,7 @@ from shim.access import ACCESS_LOGGER, AccessLogger
 from shim.app import create_app
 from shim.faults import FAULT_CONTENT_TYPE, UNEXPECTED_MESSAGE, NovaFault
 from shim.keys import RUNTIME, Runtime
-from shim.legacy.render import ACCELERATED
+from shim.legacy.render import select_renderer
 from shim.metrics import create_metrics_app, prime
 from shim.settings import Address, Settings
 from shim.tls import ListenerCertificate
@@ -357,7 +357,7 @@ async def serve(settings: Settings, *, listeners: Listeners | None = None) -> No
             scheme="https" if settings.tls_cert else "http",
             metrics=running.metrics_port,
             header_read_timeout=settings.header_read_timeout,
-            renderer="c" if ACCELERATED else "python",
+            renderer=select_renderer(settings.renderer).name,
         )
         await stop.wait()
         await running.stop()

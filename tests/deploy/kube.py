@@ -87,11 +87,12 @@ def load_yaml(path: Path) -> Any:
 
 @cache
 def servicemonitor_validator() -> jsonschema.protocols.Validator:
-    return crd_validator("servicemonitor-monitoring-v1.json")
+    return custom_validator("servicemonitor-monitoring-v1.json")
 
 
 @cache
-def crd_validator(schema_file: str) -> jsonschema.protocols.Validator:
+def custom_validator(schema_file: str) -> jsonschema.protocols.Validator:
+    """A strict validator from one of `SCHEMAS` (subsets of the CRDs' own schemas)."""
     schema = json.loads((SCHEMAS / schema_file).read_text("utf-8"))
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)
@@ -105,7 +106,12 @@ def validation_errors(doc: Manifest, kube_version: str) -> list[str]:
     if doc.get("apiVersion") == "monitoring.coreos.com/v1" and doc.get("kind") in CRD_SCHEMAS:
         return [
             f"{name}: {'.'.join(map(str, error.absolute_path))}: {error.message}"
-            for error in crd_validator(CRD_SCHEMAS[doc["kind"]]).iter_errors(doc)
+            for error in custom_validator(CRD_SCHEMAS[doc["kind"]]).iter_errors(doc)
+        ]
+    if doc.get("kind") == "HTTPRoute":
+        return [
+            f"{name}: {'.'.join(map(str, error.absolute_path))}: {error.message}"
+            for error in custom_validator("httproute-gateway-v1.json").iter_errors(doc)
         ]
     try:
         kubernetes_validate.validate(doc, kube_version, strict=True)

@@ -117,7 +117,7 @@ def test_networkpolicy_admits_the_api_from_its_sources_and_metrics_from_monitori
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
     assert policy["spec"]["policyTypes"] == ["Ingress"]
-    api, metrics = policy["spec"]["ingress"]
+    api, metrics, helm_test = policy["spec"]["ingress"]
     values = load_yaml(MONITORING)
     assert api["from"] == values["networkPolicy"]["apiFrom"]
     assert api["ports"] == [{"port": "api", "protocol": "TCP"}]
@@ -125,6 +125,13 @@ def test_networkpolicy_admits_the_api_from_its_sources_and_metrics_from_monitori
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
     ]
     assert metrics["ports"] == [{"port": "metrics", "protocol": "TCP"}]
+    # The helm test pod may reach both ports, and is the only pod those labels select.
+    test_pod = one(monitoring, "Pod")
+    assert helm_test["from"][0]["podSelector"]["matchLabels"].items() <= (
+        test_pod["metadata"]["labels"].items()
+    )
+    assert not helm_test["from"][0]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert [port["port"] for port in helm_test["ports"]] == ["api", "metrics"]
     assert_named_ports_exist(deployment, policy)
 
 
@@ -140,7 +147,7 @@ def test_networkpolicy_in_sidecar_style_admits_the_proxy_port(helm_bin: Path) ->
         ).stdout
     )  # fmt: skip
     policy = one(docs, "NetworkPolicy")
-    api, metrics = policy["spec"]["ingress"]
+    api, metrics, _ = policy["spec"]["ingress"]
     assert api["ports"] == [{"port": "proxy", "protocol": "TCP"}]  # never the shim's own
     assert metrics["from"][1] == {"ipBlock": {"cidr": "192.0.2.0/24"}}
     assert not validation_errors(policy, KUBE_VERSIONS[0])

@@ -97,7 +97,7 @@ def test_shim_settings_are_accepted_by_the_shim(directory: str, pki: Pki) -> Non
     docs = load(directory)
     pod, shim = shim_of(docs)
     env = with_test_tls_files(shim_settings_of(docs, shim), pki)
-    known = {spec.env for spec in shim_settings._SPECS}
+    known = {spec.env for spec in shim_settings.SPECS}
     assert set(env) <= known, f"unknown settings: {set(env) - known}"
     parsed = shim_settings.Settings.from_sources(env, [])
     assert parsed.workers == int(env["SHIM_WORKERS"])
@@ -152,5 +152,6 @@ def test_gateway_uses_the_chart_labels(chart_shim: Manifest) -> None:
         assert set(doc["metadata"]["labels"]) == chart_keys, doc["kind"]
         assert doc["metadata"]["labels"]["app.kubernetes.io/name"] == "nova-image-shim"
     assert set(deployment["spec"]["template"]["metadata"]["labels"]) == chart_keys
-    assert one(docs, "Service")["spec"]["selector"] == selector
+    for service in by_kind(docs, "Service"):
+        assert service["spec"]["selector"] == selector
     assert one(docs, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"] == selector
