@@ -162,13 +162,14 @@ def test_legacy_v2_drops_unknown_top_level_keys() -> None:
     [
         # Nova's relaxed additionalProperties on /v2 names the key instead of the regex
         (
-            {"metadata": {"bad/key": "x"}},
-            "Invalid input for field/attribute metadata. Value: {'bad/key': 'x'}. "
+            {"metadata": {"bad/key": "x", "good": "y"}},
+            "Invalid input for field/attribute metadata. Value: {'bad/key': 'x', 'good': 'y'}. "
             "Additional properties are not allowed ('bad/key' was unexpected)",
         ),
         (
-            {"metadata": {"z/z": "x", "a/a": "y"}, "extra": 1},
-            "Invalid input for field/attribute metadata. Value: {'z/z': 'x', 'a/a': 'y'}. "
+            {"metadata": {"z/z": "x", "a/a": "y", "k": "v"}, "extra": 1},
+            "Invalid input for field/attribute metadata. Value: "
+            "{'z/z': 'x', 'a/a': 'y', 'k': 'v'}. "
             "Additional properties are not allowed ('a/a', 'z/z' were unexpected)",
         ),
         ({"extra": 1}, "'metadata' is a required property"),
@@ -181,6 +182,19 @@ def test_legacy_v2_drops_unknown_top_level_keys() -> None:
 )
 def test_legacy_v2_refusals(body: Any, message: str) -> None:
     assert refusal(validate_metadata, body, legacy_v2=True) == message
+
+
+def test_legacy_v2_lets_an_object_of_bad_keys_through_as_nova_does() -> None:
+    """Nova's relaxed check returns early when every key of the object is an extra."""
+    assert validate_metadata({"metadata": {"bad/key": "x"}}, legacy_v2=True) == {"bad/key": "x"}
+    # Values go unchecked too: Glance then refuses what is not a string.
+    body = {"metadata": {"z/z": 5, "a/a": None}, "extra": 1}
+    passed: object = validate_metadata(body, legacy_v2=True)
+    assert passed == {"z/z": 5, "a/a": None}
+    assert refusal(validate_metadata, {"metadata": {"bad/key": "x"}}) == (
+        "Invalid input for field/attribute metadata. Value: {'bad/key': 'x'}. "
+        f"'bad/key' does not match any of the regexes: {PATTERN}"
+    )
 
 
 def test_legacy_v2_item_still_wants_exactly_one_key() -> None:
