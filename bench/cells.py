@@ -50,11 +50,15 @@ class Kind:
     glance_path: str
     images: int
     basic: bool = False
+    nova_key: str | None = None
+    """A canned Nova answer (bench/nova_answers.py): the top-level key it must have."""
 
     def expect(self, document: object, shim: bool) -> str | None:
         """None if *document* is the right answer, else what is wrong with it."""
         if not isinstance(document, dict):
             return "answer is not a JSON object"
+        if self.nova_key is not None:
+            return None if self.nova_key in document else f"no {self.nova_key!r} in answer"
         if self.key == "show":
             found = document.get("image") if shim else document
             return None if isinstance(found, dict) and "id" in found else "no image in answer"
@@ -186,11 +190,15 @@ def shim_target(
     logs: Path,
     command: list[str] | None,
     log_name: str = "shim",
+    extra_env: dict[str, str] | None = None,
+    *,
+    tls: bool = False,
 ) -> Target:
-    label = "(d) shim"
+    """The shim over *nginx*; with *tls* it calls nginx's HTTPS port, verifying it."""
+    key, label = ("shim-tls", "(e) shim, Glance over HTTPS") if tls else ("shim", "(d) shim")
     if command is None and not (REPO / "shim" / "__main__.py").exists():
         reason = "shim CLI not written yet (no shim/__main__.py for `python -m shim`)"
-        return Target("shim", label, "", list, speaks_nova=True, na=reason)
+        return Target(key, label, "", list, speaks_nova=True, na=reason)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHIM_")}
     env |= {
@@ -200,12 +208,15 @@ def shim_target(
         "SHIM_WORKERS": str(workers),
         "SHIM_LOG_LEVEL": "warning",
         "SHIM_GLANCE_PAGE_SIZE": str(page_size),
+        **(extra_env or {}),
     }
+    if tls:
+        env |= {"SHIM_GLANCE_URL": nginx.tls_url, "SHIM_CA_FILE": str(nginx.ca_file)}
     argv = [*taskset(cpus), *(command or [sys.executable, "-m", "shim"])]
     service = Service(label, argv, logs / f"{log_name}-{workers}w.log", env=env, cwd=REPO)
     service.start()
     ready = f"/v2.1/{PROJECT_ID}/images/detail?limit=1"
-    return _service_target("shim", label, service, f"http://127.0.0.1:{port}", ready, nova=True)
+    return _service_target(key, label, service, f"http://127.0.0.1:{port}", ready, nova=True)
 
 
 Metrics = dict[str, float]

@@ -9,12 +9,14 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from bench.cells import Metrics
+from bench.nova_answers import NovaAnswer
 
 TARGETS: Final = (
     ("direct", "(a) direct"),
     ("passthrough", "(b) passthrough"),
     ("parse", "(c) parse floor"),
     ("shim", "(d) shim"),
+    ("shim-tls", "(e) shim, Glance over HTTPS"),
 )
 NA: Final = "n/a"
 
@@ -60,6 +62,12 @@ def _ratio(top: float | None, bottom: float | None) -> float | None:
 
 def _diff(a: float | None, b: float | None) -> float | None:
     return a - b if a is not None and b is not None else None
+
+
+def percent(value: float | None, base: float | None) -> str:
+    """*value* against *base* as a signed change, e.g. "-3.1 %"."""
+    ratio = _ratio(value, base)
+    return NA if ratio is None else f"{(ratio - 1) * 100:+.1f} %"
 
 
 def table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -275,3 +283,41 @@ def targets(results: Results) -> str:
         for name, value, ok, unit in checks
     ]
     return table(["target", "measured", "verdict"], rows)
+
+
+def _signed(value: float | None) -> str:
+    return NA if value is None else ("+" if value >= 0 else "-") + _num(abs(value), 3)
+
+
+def links_cost(results: Results, answers: Sequence[NovaAnswer]) -> str:
+    """Canned Nova answers through the passthrough: relayed as-is (before) vs links kept."""
+    if not answers:
+        return NA
+    rows: list[list[str]] = []
+    metrics = ("rps", "p50_ms", "p99_ms", "cpu_s_per_1k")
+    for answer in answers:
+        relays = (
+            ("(b) passthrough floor", f"links/closed/nova-{answer.key}-json/passthrough"),
+            ("(d) shim, relayed as-is (before)", f"links/closed/nova-{answer.key}-bin/shim"),
+            ("(d) shim, links kept (after)", f"links/closed/nova-{answer.key}-json/shim"),
+        )
+        name = f"{answer.label} ({answer.size:,} B)"
+        for relay, cell in relays:
+            if cell not in results.rounds:
+                rows.append([name, relay, *_na_cell(results, cell, len(metrics))])
+                continue
+            rows.append([name, relay, *(_num(results.median(cell, m)) for m in metrics)])
+        before, after = relays[1][1], relays[2][1]
+        rows.append(
+            [
+                name,
+                "**after vs before**",
+                f"{_num(_ratio(results.median(after, 'rps'), results.median(before, 'rps')))} x",
+                *(
+                    _signed(_diff(results.median(after, m), results.median(before, m)))
+                    for m in metrics[1:]
+                ),
+            ]
+        )
+    head = ["answer", "relay", "req/s", "p50 ms", "p99 ms", "CPU ms per request"]
+    return table(head, rows)

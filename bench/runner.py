@@ -28,14 +28,17 @@ from pathlib import Path
 from bench import cells, report
 from bench.catalogue import write_catalogue
 from bench.cells import Kind, Metrics, Target
+from bench.nova_answers import NovaAnswer, write_nova_answers
 from bench.procs import REPO, event_loop_of
 from bench.tools import ensure_tools, machine
 from bench.upstream import Nginx, start_nginx
 
 SIDE_KINDS = ("detail25", "detail1000", "show", "basic25")
+TLS_KINDS = ("detail25", "show")
 SCALE_PAGES = (1, 25, 200, 1000)
 SLOW_WALK_S = 30.0
 QUIET_OTHER_CPU = 0.10
+LINK_VARIANTS = ("bin", "json")
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,8 @@ class Options:
     shim_command: list[str] | None
     keep: bool
     two_workers: bool
+    links_only: bool = False
+    tls_only: bool = False
 
 
 def parse_options(argv: list[str] | None) -> Options:
@@ -83,6 +88,16 @@ def parse_options(argv: list[str] | None) -> Options:
         "--warmup", type=int, default=0, help="seconds of wrk before a cell's first round"
     )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (pages, logs)")
+    parser.add_argument(
+        "--links-only",
+        action="store_true",
+        help="only the passthrough cells (canned Nova answers relayed as-is vs links kept)",
+    )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="only the TLS cell: the shim calling nginx over HTTPS vs plain HTTP",
+    )
     args = parser.parse_args(argv)
     quick = bool(args.quick)
     return Options(
@@ -100,6 +115,8 @@ def parse_options(argv: list[str] | None) -> Options:
         shim_command=shlex.split(args.shim_cmd) if args.shim_cmd else None,
         keep=args.keep,
         two_workers=not args.no_2w,
+        links_only=bool(args.links_only),
+        tls_only=bool(args.tls),
     )
 
 
@@ -133,6 +150,7 @@ class Run:
         self.rate_basis = ""
         self.shim_loop = "n/a"
         self.floor_loop = options.loop
+        self.answers: dict[str, NovaAnswer] = {}
 
     def record(self, cell: str, outcome: Metrics | str) -> None:
         self.results.add(cell, outcome)
@@ -280,37 +298,195 @@ class Run:
                     target.stop()
         self.unpaged(2)
 
+    def links_phase(self) -> None:
+        """Canned Nova answers through the shim's passthrough: relayed as-is, links kept.
+
+        The same bytes as ``.bin`` (octet-stream: relayed untouched, as every passthrough
+        answer was before links were kept) and as ``.json`` (links rewritten); floor (b)
+        relays the JSON for scale.
+        """
+        assert self.nginx is not None
+        o = self.o
+        _say("links kept on the shim: canned Nova answers through the passthrough, 1 worker")
+        self.answers = write_nova_answers(self.work / "root", self.nginx.url)
+        for answer in self.answers.values():
+            for variant in LINK_VARIANTS:
+                key = f"nova-{answer.key}-{variant}"
+                path = f"/nova/{answer.key}.{variant}"
+                self.kinds[key] = Kind(key, answer.label, path, path, 0, nova_key=answer.top)
+        shim = cells.shim_target(
+            self.nginx,
+            1,
+            o.server_cpus,
+            o.page_size,
+            self.logs,
+            o.shim_command,
+            "shim-nova",
+            extra_env={"SHIM_NOVA_URL": self.nginx.url},
+        )
+        floor = cells.floor_target(
+            "passthrough",
+            "bench.passthrough_floor",
+            "(b) passthrough",
+            self.nginx,
+            1,
+            o.server_cpus,
+            "auto" if o.loop == "match" else o.loop,
+            self.logs,
+        )
+        try:
+            if not shim.na:
+                self._check_links(shim)
+            for rnd in range(o.rounds):
+                _say(f" round {rnd + 1}/{o.rounds} ({time.monotonic() - self.started:.0f} s)")
+                for answer in self.answers.values():
+                    self.closed("links", f"nova-{answer.key}-bin", [shim], rnd)
+                    self.closed("links", f"nova-{answer.key}-json", [floor, shim], rnd)
+        finally:
+            shim.stop()
+            floor.stop()
+
+    def _check_links(self, shim: Target) -> None:
+        """Before measuring: the JSON answers come back on the shim, the .bin ones untouched."""
+        assert self.nginx is not None
+        nova = self.nginx.url.encode()
+        for answer in self.answers.values():
+            for variant, named in (("json", False), ("bin", True)):
+                _, body = cells.http_get(f"{shim.url}/nova/{answer.key}.{variant}", cells.AUTH)
+                if (nova in body) != named:
+                    self.results.notes.append(
+                        f"{answer.key}.{variant}: Nova's address {'missing' if named else 'left'}"
+                        " in the shim's answer"
+                    )
+
+    def tls_phase(self) -> None:
+        """One shim calling nginx over plain HTTP, one over HTTPS (the same canned Glance,
+        nginx terminating TLS); both keep their upstream connections alive, so the
+        difference is TLS on reused connections, not handshakes."""
+        assert self.nginx is not None
+        o = self.o
+        _say("TLS: the shim calling Glance (nginx) over HTTP and over HTTPS, 1 worker each")
+        plain = cells.shim_target(
+            self.nginx, 1, o.server_cpus, o.page_size, self.logs, o.shim_command
+        )
+        secure = cells.shim_target(
+            self.nginx, 1, o.server_cpus, o.page_size, self.logs, o.shim_command, "shim-tls",
+            tls=True,
+        )  # fmt: skip
+        self.shim_loop = "n/a" if plain.na else event_loop_of(plain.pids())
+        try:
+            for rnd in range(o.rounds):
+                _say(f" round {rnd + 1}/{o.rounds} ({time.monotonic() - self.started:.0f} s)")
+                for kind in TLS_KINDS:
+                    self.closed("w1", kind, [plain, secure], rnd)
+        finally:
+            plain.stop()
+            secure.stop()
+
     def execute(self) -> None:
         o = self.o
+        if o.links_only:
+            self.execute_links_only()
+            return
         _say(f"writing {o.images:,} canned Glance images to {self.work} ...")
         catalogue = write_catalogue(self.work / "root", o.images, SCALE_PAGES, (o.page_size,))
         self.kinds = cells.kinds(catalogue)
         _say(f"  {catalogue.bytes_written / 1e6:.0f} MB in {time.monotonic() - self.started:.1f} s")
-        self.nginx = start_nginx(self.work / "nginx", self.work / "root", o.upstream_cpus)
+        self.nginx = start_nginx(
+            self.work / "nginx", self.work / "root", o.upstream_cpus, tls=o.tls_only
+        )
         try:
-            self.phase_one()
-            if o.two_workers:
+            if o.tls_only:
+                self.tls_phase()
+            else:
+                self.phase_one()
+            if o.two_workers and not o.tls_only:
                 self.phase_two()
-            missing = self.nginx.missing()
-            if missing:
-                self.results.notes.append("nginx had no canned page for: " + "; ".join(missing))
-            for log in sorted(self.logs.glob("*.log")):
-                lines = log.read_text(errors="replace").splitlines()
-                if lines:
-                    self.results.notes.append(
-                        f"{log.name}: {len(lines)} line(s) logged, first: {lines[0][:200]}"
-                    )
+            if not o.tls_only:
+                self.links_phase()
+            self.notes_from_logs()
         finally:
             self.nginx.stop()
+
+    def execute_links_only(self) -> None:
+        o = self.o
+        # The shim's readiness probe reads an image page: a small catalogue is enough.
+        images = min(o.images, 1000)
+        write_catalogue(self.work / "root", images, SCALE_PAGES, (min(o.page_size, images),))
+        self.nginx = start_nginx(self.work / "nginx", self.work / "root", o.upstream_cpus)
+        try:
+            self.links_phase()
+            self.notes_from_logs()
+        finally:
+            self.nginx.stop()
+
+    def notes_from_logs(self) -> None:
+        assert self.nginx is not None
+        missing = self.nginx.missing()
+        if missing:
+            self.results.notes.append("nginx had no canned page for: " + "; ".join(missing))
+        for log in sorted(self.logs.glob("*.log")):
+            lines = log.read_text(errors="replace").splitlines()
+            if lines:
+                self.results.notes.append(
+                    f"{log.name}: {len(lines)} line(s) logged, first: {lines[0][:200]}"
+                )
+
+    def render_tls(self, env: dict[str, str]) -> str:
+        o, r = self.o, self.results
+        rows = []
+        for kind in TLS_KINDS:
+            plain, secure = (f"w1/closed/{kind}/{key}" for key in ("shim", "shim-tls"))
+            rps = [r.median(cell, "rps") for cell in (plain, secure)]
+            cpu = [r.median(cell, "cpu_s_per_1k") for cell in (plain, secure)]
+            p50 = [r.median(cell, "p50_ms") for cell in (plain, secure)]
+            rows.append(
+                [
+                    self.kinds[kind].label,
+                    report.percent(rps[1], rps[0]),
+                    report.percent(cpu[1], cpu[0]),
+                    report.percent(p50[1], p50[0]),
+                ]
+            )
+        machine = (
+            f"Machine: {env['nproc']} x {env['cpu']}; Python {env['python']}, aiohttp "
+            f"{env['aiohttp']}, uvloop {env['uvloop']}, nginx {env['nginx']}, {env['wrk']}."
+        )
+        setup = (
+            f"Closed loop: wrk, {o.connections} connections, {o.duration} s per cell, median "
+            f"of {o.rounds} interleaved round(s); shim CPUs {o.server_cpus}, nginx CPUs "
+            f"{o.upstream_cpus}, wrk CPUs {o.load_cpus}. Event loop: shim {self.shim_loop}."
+        )
+        kinds = [(k, self.kinds[k].label) for k in TLS_KINDS]
+        side = report.side_by_side(r, kinds, "w1")
+        change = report.table(["request", "req/s", "CPU s/1k req", "p50"], rows)
+        return "\n".join([machine, setup, "", side, "", "HTTPS against HTTP:", "", change]) + "\n"
 
     def render(self, env: dict[str, str]) -> str:
         o = self.o
         r = self.results
+        if o.tls_only:
+            return self.render_tls(env)
+        links = [
+            "### What keeping links on the shim costs",
+            "",
+            report.links_cost(r, list(self.answers.values())),
+        ]
+        if o.links_only:
+            return self._finish(
+                [
+                    self._machine(env),
+                    "",
+                    f"Closed loop: wrk, {o.connections} connections, {o.duration} s per cell, "
+                    f"median of {o.rounds} interleaved round(s). Shim: 1 worker on CPUs "
+                    f"{o.server_cpus}; wrk CPUs {o.load_cpus}; nginx CPUs {o.upstream_cpus}.",
+                    "",
+                    *links,
+                ]
+            )
         side = [(k, self.kinds[k].label) for k in SIDE_KINDS]
         lines = [
-            f"Machine: {env['nproc']} x {env['cpu']}, {env['memory']}, Linux {env['kernel']}; "
-            f"Python {env['python']}, aiohttp {env['aiohttp']}, orjson {env['orjson']}, "
-            f"uvloop {env['uvloop']}, nginx {env['nginx']}, {env['wrk']}.",
+            self._machine(env),
             "",
             f"Closed loop: wrk, {o.connections} connections, {o.duration} s per cell, median of "
             f"{o.rounds} interleaved round(s). Server CPUs {o.server_cpus}; wrk and clients "
@@ -349,7 +525,21 @@ class Run:
             "### Targets",
             "",
             report.targets(r),
+            "",
+            *links,
         ]
+        return self._finish(lines)
+
+    @staticmethod
+    def _machine(env: dict[str, str]) -> str:
+        return (
+            f"Machine: {env['nproc']} x {env['cpu']}, {env['memory']}, Linux {env['kernel']}; "
+            f"Python {env['python']}, aiohttp {env['aiohttp']}, orjson {env['orjson']}, "
+            f"uvloop {env['uvloop']}, nginx {env['nginx']}, {env['wrk']}."
+        )
+
+    def _finish(self, lines: list[str]) -> str:
+        r = self.results
         others = [m["other_cpu"] for v in r.rounds.values() for m in v if "other_cpu" in m]
         if others and statistics.median(others) > QUIET_OTHER_CPU:
             lines += [

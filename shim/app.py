@@ -30,17 +30,20 @@ from shim.keys import (
     KEYSTONE,
     NOVA_SESSION,
     PASSTHROUGH,
+    RENDERER,
     RUNTIME,
     SESSION,
     SETTINGS,
     Runtime,
 )
 from shim.keystone import Keystone
+from shim.legacy.render import select_renderer
 from shim.legacy.routes import serve_legacy
 from shim.legacy.views import glance_base_url
 from shim.limits import limits_middleware
 from shim.passthrough import proxy
 from shim.settings import Settings
+from shim.tls import UpstreamTrust
 from shim.upstream import upstream_session
 
 
@@ -59,6 +62,7 @@ def create_app(settings: Settings) -> web.Application:
         handler_args={"auto_decompress": False},
     )
     app[SETTINGS] = settings
+    app[RENDERER] = select_renderer(settings.renderer)
     app[RUNTIME] = Runtime()
     app[DEPRECATION_HEADERS] = deprecation_headers(
         settings.deprecation, settings.sunset, settings.deprecation_link
@@ -74,10 +78,14 @@ def create_app(settings: Settings) -> web.Application:
 async def upstreams(app: web.Application) -> AsyncIterator[None]:
     """The one ClientSession (and its pool) for Glance, Keystone and Nova."""
     settings = app[SETTINGS]
-    session = upstream_session(settings)
+    trust = upstream_trust(settings)
+    # Glance's trust by default: catalogue endpoints are Glance too; Keystone passes its own.
+    session = upstream_session(settings, trust.glance)
     # Nova passthrough streams (bodies of hundreds of MB, slow clients) get a pool of their
     # own, so they can never starve the Glance and Keystone calls of the image routes.
-    nova_session = upstream_session(settings, nova=True) if settings.nova_url is not None else None
+    nova_session = (
+        upstream_session(settings, trust.nova, nova=True) if settings.nova_url is not None else None
+    )
     app[SESSION] = session
     if nova_session is not None:
         app[NOVA_SESSION] = nova_session
@@ -87,7 +95,7 @@ async def upstreams(app: web.Application) -> AsyncIterator[None]:
         # keystone mode without SHIM_GLANCE_URL: one client per catalogue endpoint.
         app[GLANCE_CLIENTS] = EndpointCache(lambda root: GlanceClient(session, settings, URL(root)))
     if settings.auth == "keystone":
-        app[KEYSTONE] = Keystone(session, settings)
+        app[KEYSTONE] = Keystone(session, settings, tls=trust.keystone)
     link_base = settings.glance_link_base
     app[GLANCE_LINK_BASE] = glance_base_url(str(link_base)) if link_base is not None else ""
     app[RUNTIME].session_open = True
@@ -98,6 +106,18 @@ async def upstreams(app: web.Application) -> AsyncIterator[None]:
         await session.close()
         if nova_session is not None:
             await nova_session.close()
+
+
+def upstream_trust(settings: Settings) -> UpstreamTrust:
+    return UpstreamTrust.build(
+        ca_file=settings.ca_file,
+        glance_ca_file=settings.glance_ca_file,
+        keystone_ca_file=settings.keystone_ca_file,
+        nova_ca_file=settings.nova_ca_file,
+        verify=settings.tls_verify,
+        client_cert=settings.client_cert,
+        client_key=settings.client_key,
+    )
 
 
 async def expect_continue(request: web.Request) -> None:

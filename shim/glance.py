@@ -47,6 +47,7 @@ from shim.faults import (
 )
 from shim.legacy.views import FALLBACK_SCHEMA, ImageSchema, schema_from_glance
 from shim.settings import Settings
+from shim.tls import log_tls_failure, tls_failure
 
 log = structlog.get_logger(__name__)
 
@@ -269,6 +270,7 @@ class GlanceClient:
             try:
                 answer = await self._fetch("GET", url, caller, remaining)
             except _TRANSPORT_ERRORS as exc:
+                self._refuse_tls(url, exc)
                 failure: str = type(exc).__name__
             else:
                 if answer.status < 300:
@@ -316,6 +318,7 @@ class GlanceClient:
                 content_type,
             )
         except _TRANSPORT_ERRORS as exc:
+            self._refuse_tls(url, exc)
             failure: str = type(exc).__name__
         else:
             if answer.status not in _RETRY_STATUSES:
@@ -328,6 +331,14 @@ class GlanceClient:
             failure=failure,
         )
         raise ServiceUnavailable(UNAVAILABLE, retry_after=self._settings.retry_after)
+
+    def _refuse_tls(self, url: URL, error: BaseException) -> None:
+        """A TLS failure is the deployment's (a CA, a host name, a client certificate):
+        retrying cannot help, so it is a 503 at once, with its reason in one log line."""
+        reason = tls_failure(error)
+        if reason is not None:
+            log_tls_failure("glance", url, reason)
+            raise ServiceUnavailable(UNAVAILABLE, retry_after=self._settings.retry_after)
 
     async def _fetch(
         self,

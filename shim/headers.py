@@ -20,7 +20,6 @@ Trust policy, in one place:
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import re
 from collections.abc import Iterable, Sequence
@@ -29,6 +28,8 @@ from typing import Final
 from yarl import URL
 
 Header = tuple[str, str]
+# Trusted proxies: addresses and CIDRs, parsed once at start-up (shim.setting_kinds).
+Networks = frozenset[ipaddress.IPv4Network | ipaddress.IPv6Network]
 
 # RFC 9110 §7.6.1 (plus the de-facto Proxy-Connection and Keep-Alive of RFC 2068/7230).
 HOP_BY_HOP: Final[frozenset[str]] = frozenset(
@@ -103,16 +104,9 @@ def via_value(major: int, minor: int) -> str:
     return f"{major}.{minor} {VIA_PSEUDONYM}"
 
 
-@functools.lru_cache(maxsize=32)
-def _networks(
-    trusted: frozenset[str],
-) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    # Entries are exact addresses or CIDRs; an address is its own /32 or /128.
-    return tuple(ipaddress.ip_network(entry, strict=False) for entry in trusted)
-
-
-def is_trusted(peer: str | None, trusted: frozenset[str]) -> bool:
-    """Whether *peer* (an IP literal, possibly ``[v6]``) is in the trusted addresses/CIDRs."""
+def is_trusted(peer: str | None, trusted: Networks) -> bool:
+    """Whether *peer* (an IP literal, possibly ``[v6]``) is in the trusted networks
+    (``SHIM_TRUSTED_PROXIES``, parsed at start-up: an address is its own /32 or /128)."""
     if not peer or not trusted:
         return False
     try:
@@ -121,7 +115,7 @@ def is_trusted(peer: str | None, trusted: frozenset[str]) -> bool:
         return False
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
-    return any(address in network for network in _networks(trusted))
+    return any(address in network for network in trusted)
 
 
 def is_valid_host(value: str) -> bool:
@@ -178,7 +172,7 @@ def client_scheme_host(
     headers: Sequence[Header],
     scheme: str,
     host: str,
-    trusted: frozenset[str],
+    trusted: Networks,
 ) -> tuple[str, str]:
     """The scheme and host the client used, for building links.
 

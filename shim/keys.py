@@ -10,6 +10,7 @@ from aiohttp import web
 
 from shim.catalog import EndpointCache
 from shim.glance import GlanceClient
+from shim.legacy.render import Renderer
 from shim.settings import Settings
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ REQUEST_ID = web.RequestKey("request_id", str)
 PASSTHROUGH = web.RequestKey("passthrough", bool)
 RESPONSE_HEADERS = web.RequestKey("response_headers", tuple[tuple[str, str], ...])
 GLANCE_LINK_BASE = web.AppKey("glance_link_base", str)
+RENDERER = web.AppKey("renderer", Renderer)  # SHIM_RENDERER, resolved once
 # keystone mode: token validation, and the Glance clients found in tokens' catalogues.
 KEYSTONE: web.AppKey[Keystone] = web.AppKey("keystone")
 GLANCE_CLIENTS = web.AppKey("glance_clients", EndpointCache[GlanceClient])

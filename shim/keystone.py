@@ -11,6 +11,7 @@ It never logs, stores (other than as a SHA-256 key in `TokenCache`) or echoes a 
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ from shim.bodies import read_capped
 from shim.catalog import ImageEndpoints, image_endpoints, service_root
 from shim.faults import ServiceUnavailable, Unauthorized
 from shim.settings import Settings
+from shim.tls import log_tls_failure, tls_failure
 from shim.token_cache import TokenCache, Verdict
 
 log = structlog.get_logger(__name__)
@@ -115,11 +117,14 @@ class Keystone:
         session: aiohttp.ClientSession,
         settings: Settings,
         cache: TokenCache[TokenInfo] | None = None,
+        *,
+        tls: ssl.SSLContext | bool = True,
     ) -> None:
         if settings.keystone_url is None:
             raise ValueError("SHIM_KEYSTONE_URL is required for keystone validation")
         self._session = session
         self._settings = settings
+        self._tls = tls
         self._challenge = www_authenticate(settings)
         tokens = URL(service_root(str(settings.keystone_url)) + "/v3/auth/tokens")
         # The catalogue can be tens of KiB: ask for it only when Glance must come from it.
@@ -201,19 +206,28 @@ class Keystone:
         )
         try:
             async with self._session.request(
-                method, url, headers=headers, data=body, timeout=timeout, allow_redirects=False
+                method,
+                url,
+                headers=headers,
+                data=body,
+                timeout=timeout,
+                allow_redirects=False,
+                ssl=self._tls,
             ) as response:
                 payload = await read_capped(response, MAX_KEYSTONE_BODY)
                 if payload is None:
                     raise aiohttp.ClientPayloadError("Keystone answer too large")
                 return _Answer(response.status, payload, response.headers.get("X-Subject-Token"))
         except _TRANSPORT_ERRORS as exc:
-            log.warning(
-                "keystone_unavailable",
-                op="validate" if method == "GET" else "issue",
-                url=str(url.with_query(None).with_user(None)),
-                failure=type(exc).__name__,
-            )
+            if (reason := tls_failure(exc)) is not None:
+                log_tls_failure("keystone", url, reason)
+            else:
+                log.warning(
+                    "keystone_unavailable",
+                    op="validate" if method == "GET" else "issue",
+                    url=str(url.with_query(None).with_user(None)),
+                    failure=type(exc).__name__,
+                )
             raise self._unavailable() from None
 
     def _unavailable(self) -> ServiceUnavailable:

@@ -210,6 +210,17 @@ def enable_multiprocess(path: Path) -> None:
     _multiproc_dir = path
 
 
+def single_process() -> None:
+    """Keep every metric in this process, whatever ``PROMETHEUS_MULTIPROC_DIR`` says (one
+    worker, or metrics off: no directory is written, so a read-only one does no harm)."""
+    global _multiproc_dir
+    if _metrics is not None:
+        raise RuntimeError("metrics already in use; choose the mode before using them")
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
+    _multiproc_dir = None
+
+
 def multiprocess_dir() -> Path | None:
     return _multiproc_dir
 

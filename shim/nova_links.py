@@ -117,6 +117,9 @@ class NovaLinks:
     nova_path: str
     href: re.Pattern[bytes]
     href_replacement: bytes
+    """``re`` template of ``href.sub``: the key, what followed it, the public base."""
+    public_json: bytes
+    """The public base as it appears inside a JSON string."""
     absolute: re.Pattern[str]
     longest_match: int
     """Bytes a match can span, its look-ahead included: what a stream holds back."""
@@ -166,15 +169,7 @@ class LinkStream:
         if safe <= self._start:
             self._carry = data
             return b""
-        out: list[bytes] = []
-        position = self._start
-        pattern = self._links.href
-        for match in pattern.finditer(data, position):
-            if match.start() >= safe:
-                break
-            out.append(data[position : match.start()])
-            out.append(match.expand(self._links.href_replacement))
-            position = match.end()
+        out, position = self._splice(data, safe)
         cut = max(position, safe)
         out.append(data[position:cut])
         self._carry = data[cut - 1 :]
@@ -182,18 +177,24 @@ class LinkStream:
         return b"".join(out)
 
     def end(self) -> bytes:
-        data = self._carry
-        self._carry = b""
+        data, self._carry = self._carry, b""
         if len(data) <= self._start:
             return b""
-        out: list[bytes] = []
-        position = self._start
-        for match in self._links.href.finditer(data, position):
-            out.append(data[position : match.start()])
-            out.append(match.expand(self._links.href_replacement))
-            position = match.end()
+        out, position = self._splice(data, len(data))
         out.append(data[position:])
         return b"".join(out)
+
+    def _splice(self, data: bytes, before: int) -> tuple[list[bytes], int]:
+        """Unsent bytes up to the last link that starts before *before*, links moved."""
+        out: list[bytes] = []
+        position = self._start
+        public = self._links.public_json
+        for match in self._links.href.finditer(data, position):
+            if match.start() >= before:
+                break
+            out += (data[position : match.start()], b'"href"', match[1], public)
+            position = match.end()
+        return out, position
 
 
 @functools.lru_cache(maxsize=256)
@@ -219,8 +220,8 @@ def nova_links(nova_base: str, public_base: str, told_hosts: tuple[str, ...] = (
     public_text = public_base.rstrip("/")
     authority_and_path = public_text.partition("://")[2]
     slash = authority_and_path.find("/")
-    # JSON-encoded the way Nova writes strings; backslashes doubled for the re template.
-    encoded = json.dumps(public_text)[1:-1].encode().replace(b"\\", b"\\\\")
+    # JSON-encoded the way Nova writes strings (backslashes doubled again for the template).
+    public_json = json.dumps(public_text)[1:-1].encode()
     # A link already on the public base is left alone (Nova with compute_link_prefix set to
     # the shim's URL, or a told host that is the public one): never a second prefix.
     public_re = f"(?i:{re.escape(public_text)})"
@@ -234,7 +235,8 @@ def nova_links(nova_base: str, public_base: str, told_hosts: tuple[str, ...] = (
         public_path=authority_and_path[slash:] if slash >= 0 else "",
         nova_path=nova_path,
         href=href,
-        href_replacement=b'"href"\\g<1>' + encoded,
+        href_replacement=b'"href"\\g<1>' + public_json.replace(b"\\", b"\\\\"),
+        public_json=public_json,
         absolute=re.compile(f"(?!{public_re}(?=[/?#]|\\Z)){origins}{tail}(?=[/?#]|\\Z)"),
         longest_match=longest,
     )

@@ -64,6 +64,7 @@ from shim.headers import (
 from shim.keys import REQUEST_ID
 from shim.nova_links import BodyMode, LinkStream, NovaLinks, body_mode, nova_links
 from shim.settings import Settings
+from shim.tls import log_tls_failure, tls_failure
 
 log = structlog.get_logger(__name__)
 
@@ -81,6 +82,7 @@ MSG_CONNECT: Final = "The compute service is unavailable: could not connect to i
 MSG_CONNECT_TIMEOUT: Final = "The compute service did not accept a connection in time."
 MSG_READ_TIMEOUT: Final = "The compute service did not respond in time."
 MSG_BROKEN: Final = "The compute service closed the connection without a valid response."
+MSG_TLS: Final = "The compute service is unavailable: its TLS connection could not be set up."
 MSG_BUSY: Final = "Too many requests are waiting for the compute service; retry later."
 MSG_BAD_HEADER: Final = "Invalid request header: names and values must be UTF-8."
 MSG_BAD_METHOD: Final = "The CONNECT method is not supported."
@@ -216,10 +218,14 @@ def _request_fault(
 
 def _failed(
     request: web.Request,
+    target: URL,
     exc: aiohttp.ClientError | TimeoutError,
     wait: PoolWait,
     settings: Settings,
 ) -> NovaFault:
+    if (reason := tls_failure(exc)) is not None:
+        log_tls_failure("nova", target, reason)
+        return BadGateway(MSG_TLS)
     fault = _request_fault(exc, wait, settings)
     log.warning(
         "passthrough_failed",
@@ -284,7 +290,7 @@ async def proxy(
                 )
             )
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise _failed(request, exc, wait, settings) from None
+            raise _failed(request, target, exc, wait, settings) from None
         mode = body_mode(
             request.method,
             answer.status,
@@ -299,7 +305,7 @@ async def proxy(
             try:
                 body = links.body(await answer.read())
             except (aiohttp.ClientError, TimeoutError) as exc:
-                raise _failed(request, exc, wait, settings) from None
+                raise _failed(request, target, exc, wait, settings) from None
         response = web.StreamResponse(
             status=answer.status,
             reason=answer.reason or None,

@@ -32,6 +32,7 @@ import gc
 import logging
 import signal
 import socket
+import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -47,9 +48,10 @@ from shim.access import ACCESS_LOGGER, AccessLogger
 from shim.app import create_app
 from shim.faults import FAULT_CONTENT_TYPE, UNEXPECTED_MESSAGE, NovaFault
 from shim.keys import RUNTIME, Runtime
-from shim.legacy.render import ACCELERATED
+from shim.legacy.render import select_renderer
 from shim.metrics import create_metrics_app
 from shim.settings import Address, Settings
+from shim.tls import ListenerCertificate
 
 log = structlog.get_logger(__name__)
 
@@ -298,7 +300,9 @@ async def start(
     try:
         if listeners is None:
             listeners = bind_listeners(settings)
-        await web.SockSite(api, listeners.api, backlog=BACKLOG).start()
+        await web.SockSite(
+            api, listeners.api, backlog=BACKLOG, ssl_context=listener_tls(settings)
+        ).start()
         if listeners.metrics is not None:
             metrics_runner = web.AppRunner(
                 create_metrics_app(runtime), access_log=None, handle_signals=False
@@ -313,6 +317,14 @@ async def start(
             listeners.close()
         raise
     return Running(runtime, api, metrics_runner, settings.shutdown_timeout)
+
+
+def listener_tls(settings: Settings) -> ssl.SSLContext | None:
+    """HTTPS on the API port when ``SHIM_TLS_CERT`` is set (never on the metrics port:
+    probes and scrapers stay plain HTTP)."""
+    if settings.tls_cert is None:
+        return None
+    return ListenerCertificate(settings.tls_cert, settings.tls_key).context
 
 
 def settle_heap() -> None:
@@ -341,9 +353,10 @@ async def serve(settings: Settings, *, listeners: Listeners | None = None) -> No
         log.info(
             "listening",
             api=running.api_port,
+            scheme="https" if settings.tls_cert else "http",
             metrics=running.metrics_port,
             header_read_timeout=settings.header_read_timeout,
-            renderer="c" if ACCELERATED else "python",
+            renderer=select_renderer(settings.renderer).name,
         )
         await stop.wait()
         await running.stop()

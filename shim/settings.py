@@ -1,23 +1,62 @@
-"""Settings: every ``SHIM_*`` environment variable and its ``--flag``, parsed once.
+"""Settings: every ``SHIM_*`` environment variable and its ``--flag``, checked at start-up.
 
-`Settings.from_sources(environ, argv)` is the only reader of the process environment's
-values (``cli`` hands it ``os.environ``); everything else receives a `Settings`. A bad
-value raises `SettingsError` naming the setting, so start-up stops with a clear message.
+`load` is the only reader of the process environment's values (`shim.cli` hands it
+``os.environ``); everything else receives a `Settings`. Each setting is one line of `SPECS`
+(its variable, its kind from `shim.setting_kinds`, a few words for ``--help``) plus the
+`Settings` field of the same name, which holds its type and default. A bad value raises
+`SettingsError` naming the setting and what is wrong with the value, so start-up stops
+(exit 2) before anything listens. Building `Settings` directly (tests, benchmarks) runs the
+same checks, so no other module re-validates a setting.
+
+Adding a setting is a field on `Settings` and one line in `SPECS`, for example::
+
+    keystone_timeout: float = 10.0
+    _spec("SHIM_KEYSTONE_TIMEOUT", Seconds(), "seconds per Keystone call"),
+
+An empty value means "unset" only where the default is unset or empty; elsewhere
+(``SHIM_AUTH=``) it is an error, so a template's blank never silently selects another mode.
+A ``SHIM_*`` variable that is not a setting is reported with the closest name.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import os
-import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Any, Final, Literal, NoReturn
 
 from yarl import URL
 
+from shim import __version__
 from shim.deprecation import deprecation_headers
+from shim.headers import Networks
+from shim.setting_kinds import (
+    DAY,
+    Address,
+    Choice,
+    CidrList,
+    Flag,
+    GiB,
+    Integer,
+    KiB,
+    Kind,
+    Listen,
+    MiB,
+    Microversion,
+    Password,
+    ReadableFile,
+    Seconds,
+    Secret,
+    Size,
+    Text,
+    Url,
+)
+from shim.tls import check_files
+
+__all__ = ["SPECS", "Address", "Secret", "Settings", "SettingsError", "Spec", "load"]
 
 DEFAULT_MAX_MICROVERSION: Final = "2.104"
 DEFAULT_MAX_LIMIT: Final = 1000
@@ -46,29 +85,15 @@ DEFAULT_CALLER_PROJECTS_MAX: Final = 1000
 AuthMode = Literal["passthrough", "keystone", "trusted-headers"]
 LogFormat = Literal["json", "console"]
 MicroversionCap = Literal["nova", "off"]
-_VERSION_RE: Final = re.compile(r"^([1-9]\d*)\.([1-9]\d*|0)$")
+RendererChoice = Literal["auto", "c", "python"]
+
+PROG: Final = "nova-image-shim"
+# SHIM_* variables the project's own test tooling reads; not settings, so never warned about.
+TOOLING_VARIABLES: Final = ("SHIM_STACK_", "SHIM_FUZZ_SCALE", "SHIM_RENDER_SANITIZERS")
 
 
 class SettingsError(ValueError):
-    """A setting is missing or malformed; the message names it."""
-
-
-class Secret(str):
-    """A string whose repr never shows the value (passwords)."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "Secret('**********')"
-
-
-@dataclass(frozen=True, slots=True)
-class Address:
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+    """A setting is missing or malformed; the message names it and says what is wrong."""
 
 
 # A gateway listens on every interface; the chart and a sidecar narrow it.
@@ -83,7 +108,7 @@ class Settings:
     metrics_listen: Address | None = DEFAULT_METRICS_LISTEN
     glance_public_url: URL | None = None
     public_url: URL | None = None
-    trusted_proxies: frozenset[str] = frozenset()
+    trusted_proxies: Networks = frozenset()
     nova_url: URL | None = None
     auth: AuthMode = "passthrough"
     keystone_url: URL | None = None
@@ -115,51 +140,47 @@ class Settings:
     header_read_timeout: float = DEFAULT_HEADER_READ_TIMEOUT
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
     workers: int = 1
+    renderer: RendererChoice = "auto"
     log_format: LogFormat = "json"
     log_level: str = "info"
     deprecation: str | None = None
     sunset: str | None = None
     deprecation_link: str | None = None
+    require_upstreams: bool = False
     caller_projects_max: int = DEFAULT_CALLER_PROJECTS_MAX
+    # TLS (shim.tls): upstream trust, the client certificate, the HTTPS listener's pair.
+    ca_file: str | None = None
+    glance_ca_file: str | None = None
+    keystone_ca_file: str | None = None
+    nova_ca_file: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
+    tls_verify: bool = True
+    tls_cert: str | None = None
+    tls_key: str | None = None
 
     def __post_init__(self) -> None:
-        _check_version("SHIM_MAX_MICROVERSION", self.max_microversion)
-        _check_range("SHIM_GLANCE_PAGE_SIZE", self.glance_page_size, 1, GLANCE_MAX_PAGE)
-        _check_range("SHIM_MAX_LIMIT", self.max_limit, 1, 1_000_000)
-        _check_range("SHIM_GLANCE_RETRIES", self.glance_retries, 0, 20)
-        _check_range("SHIM_WORKERS", self.workers, 1, 1024)
-        _check_range("SHIM_POOL_SIZE", self.pool_size, 1, 100_000)
-        _check_range("SHIM_MAX_URL", self.max_url, 64, DEFAULT_MAX_URL)
-        _check_range("SHIM_MAX_HEADER_BYTES", self.max_header_bytes, 1024, 1024 * 1024)
-        _check_range("SHIM_CALLER_PROJECTS_MAX", self.caller_projects_max, 0, 100_000)
-        if self.metadata_items < -1:
-            raise SettingsError("SHIM_METADATA_ITEMS must be -1 (unlimited) or >= 0")
-        for name, value in (
-            ("SHIM_GLANCE_TIMEOUT", self.glance_timeout),
-            ("SHIM_CONNECT_TIMEOUT", self.connect_timeout),
-            ("SHIM_TOKEN_CACHE_TTL", self.token_cache_ttl),
-            ("SHIM_KEYSTONE_TIMEOUT", self.keystone_timeout),
-            ("SHIM_NOVA_READ_TIMEOUT", self.nova_read_timeout),
-            ("SHIM_HEADER_READ_TIMEOUT", self.header_read_timeout),
-        ):
-            if value <= 0:
-                raise SettingsError(f"{name} must be a positive number of seconds, got {value}")
-        if self.glance_url is None and self.auth != "keystone":
-            raise SettingsError(
-                "SHIM_GLANCE_URL is required unless SHIM_AUTH=keystone finds Glance "
-                "in the token's catalogue"
-            )
-        if self.auth == "keystone" and self.keystone_url is None:
-            raise SettingsError("SHIM_KEYSTONE_URL is required when SHIM_AUTH=keystone")
-        try:
-            deprecation_headers(self.deprecation, self.sunset, self.deprecation_link)
-        except ValueError as exc:
-            raise SettingsError(str(exc)) from None
+        for spec in SPECS:
+            value = getattr(self, spec.field)
+            if value is None:  # unset (or off); the type says where None is allowed
+                continue
+            try:
+                checked = spec.kind.check(value)
+            except ValueError as exc:
+                raise SettingsError(spec.complaint(exc, repr(value))) from None
+            if checked is not value:
+                object.__setattr__(self, spec.field, checked)
+        _check_combinations(self)
 
     @property
     def glance_link_base(self) -> URL | None:
         """Base of ``alternate`` links: the public Glance URL, else the one the shim calls."""
         return self.glance_public_url or self.glance_url
+
+    @property
+    def mode(self) -> Literal["gateway", "standalone"]:
+        """``gateway``: other compute calls go to Nova; ``standalone``: images only."""
+        return "gateway" if self.nova_url is not None else "standalone"
 
     def replace(self, **changes: object) -> Settings:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
@@ -167,26 +188,267 @@ class Settings:
     @classmethod
     def from_sources(cls, environ: Mapping[str, str], argv: Sequence[str] = ()) -> Settings:
         """Build settings from ``SHIM_*`` variables, overridden by ``--flags`` in *argv*."""
-        parser = argparse.ArgumentParser(prog="nova-image-shim", description=__doc__)
-        for spec in _SPECS:
-            parser.add_argument(
-                "--" + spec.env[5:].lower().replace("_", "-"), dest=spec.env, help=spec.help
-            )
-        flags = vars(parser.parse_args(list(argv)))
-        values: dict[str, object] = {}
-        for spec in _SPECS:
-            raw = flags.get(spec.env)
-            if raw is None:
-                raw = environ.get(spec.env)
-            if raw is None or raw == "":
+        return load(environ, argv).settings
+
+
+def _check_combinations(settings: Settings) -> None:
+    """Rules that involve more than one setting."""
+    if settings.glance_url is None and settings.auth != "keystone":
+        raise SettingsError(
+            "SHIM_GLANCE_URL is required unless SHIM_AUTH=keystone finds Glance "
+            "in the token's catalogue"
+        )
+    if settings.auth == "keystone" and settings.keystone_url is None:
+        raise SettingsError("SHIM_KEYSTONE_URL is required when SHIM_AUTH=keystone")
+    if (settings.service_username is None) != (settings.service_password is None):
+        raise SettingsError(
+            "SHIM_SERVICE_USERNAME and SHIM_SERVICE_PASSWORD go together: set both or neither"
+        )
+    metrics = settings.metrics_listen
+    if metrics is not None and metrics == settings.listen and metrics.port != 0:
+        raise SettingsError(
+            f"SHIM_METRICS_LISTEN: {metrics} is SHIM_LISTEN's address too; "
+            "give it another port, or 'off'"
+        )
+    try:
+        deprecation_headers(settings.deprecation, settings.sunset, settings.deprecation_link)
+        check_files(
+            {
+                "SHIM_CA_FILE": settings.ca_file,
+                "SHIM_GLANCE_CA_FILE": settings.glance_ca_file,
+                "SHIM_KEYSTONE_CA_FILE": settings.keystone_ca_file,
+                "SHIM_NOVA_CA_FILE": settings.nova_ca_file,
+            },
+            (settings.client_cert, settings.client_key),
+            (settings.tls_cert, settings.tls_key),
+        )
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
+
+
+# --- the table --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    """One setting: its variable (the field is its lower-cased name without ``SHIM_``)."""
+
+    env: str
+    kind: Kind[Any]
+    help: str
+    default_text: str | None = None
+    """Shown instead of the field's default in ``--help`` (a computed default)."""
+
+    @property
+    def field(self) -> str:
+        return self.env.removeprefix("SHIM_").lower()
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.field.replace("_", "-")
+
+    @property
+    def default(self) -> Any:
+        return _DEFAULTS[self.field]
+
+    @property
+    def default_shown(self) -> str:
+        if self.default_text is not None:
+            return self.default_text
+        return self.show(self.default) or "unset"  # None, or an empty list
+
+    @property
+    def example(self) -> str:
+        """The default when it is a plain value, else the kind's own example."""
+        shown = self.show(self.default) if self.default_text is None else None
+        return shown or self.kind.example
+
+    def show(self, value: Any) -> str | None:
+        return self.kind.unset if value is None else self.kind.show(value)
+
+    def complaint(self, exc: ValueError, got: str) -> str:
+        """``SHIM_X: <problem>`` — the kind's own words, else what was expected."""
+        if str(exc):
+            return f"{self.env}: {exc}"
+        return f"{self.env}: expected {self.kind.expected}, e.g. {self.example}; got {got}"
+
+
+def _spec(env: str, kind: Kind[Any], help: str, default_text: str | None = None) -> Spec:
+    return Spec(env, kind, help, default_text)
+
+
+_URL: Final = Url()
+_TEXT: Final = Text()
+_FILE: Final = ReadableFile()
+
+SPECS: Final[tuple[Spec, ...]] = (
+    _spec("SHIM_LISTEN", Listen(), "API address"),
+    _spec("SHIM_METRICS_LISTEN", Listen(may_be_off=True), "metrics and health address, or off"),
+    _spec("SHIM_GLANCE_URL", _URL, "Glance endpoint the shim calls", "the token's catalogue"),
+    _spec("SHIM_GLANCE_PUBLIC_URL", _URL, "base of alternate links", "SHIM_GLANCE_URL"),
+    _spec("SHIM_PUBLIC_URL", _URL, "base of self/bookmark/next links", "the request's"),
+    _spec("SHIM_TRUSTED_PROXIES", CidrList(), "peers whose Forwarded/X-Forwarded-* count"),
+    _spec("SHIM_NOVA_URL", _URL, "Nova, for every other compute call", "unset: standalone"),
+    _spec("SHIM_AUTH", Choice("passthrough", "keystone", "trusted-headers"), "who checks tokens"),
+    _spec("SHIM_KEYSTONE_URL", _URL, "Keystone for validation, catalogue and 401s"),
+    _spec("SHIM_SERVICE_USERNAME", _TEXT, "service user that validates tokens"),
+    _spec("SHIM_SERVICE_PASSWORD", Password(), "its password"),
+    _spec("SHIM_SERVICE_PROJECT", _TEXT, "its project"),
+    _spec("SHIM_SERVICE_DOMAIN", _TEXT, "its user and project domain"),
+    _spec("SHIM_CATALOG_INTERFACE", Choice("public", "internal", "admin"), "catalogue interface"),
+    _spec("SHIM_CATALOG_REGION", _TEXT, "catalogue region", "any"),
+    _spec("SHIM_TOKEN_CACHE_TTL", Seconds(most=DAY), "longest a token validation is reused"),
+    _spec("SHIM_TOKEN_CACHE_SIZE", Integer(1, 10_000_000), "tokens cached per worker"),
+    _spec("SHIM_KEYSTONE_TIMEOUT", Seconds(), "seconds per Keystone call"),
+    _spec("SHIM_MAX_MICROVERSION", Microversion(), "top of the accepted microversion range"),
+    _spec("SHIM_MICROVERSION_CAP", Choice("nova", "off"), "cap image routes at Nova's range"),
+    _spec("SHIM_MAX_LIMIT", Integer(1, 1_000_000), "Nova's max_limit, for next links"),
+    _spec("SHIM_GLANCE_PAGE_SIZE", Integer(1, GLANCE_MAX_PAGE), "page size walking Glance"),
+    _spec("SHIM_GLANCE_TIMEOUT", Seconds(), "seconds per Glance call, retries included"),
+    _spec("SHIM_CONNECT_TIMEOUT", Seconds(), "seconds to connect to an upstream"),
+    _spec("SHIM_GLANCE_RETRIES", Integer(0, 20), "retries of a failed Glance GET"),
+    _spec("SHIM_RETRY_AFTER", Integer(0, 3600, meaning="seconds"), "Retry-After on a 503"),
+    _spec("SHIM_GLANCE_MAX_BODY", Size(KiB, GiB), "largest Glance answer"),
+    _spec("SHIM_METADATA_ITEMS", Integer(-1, 1_000_000), "metadata quota per image, -1 none"),
+    _spec("SHIM_POOL_SIZE", Integer(1, 100_000), "upstream connections per worker"),
+    _spec("SHIM_KEEPALIVE_TIMEOUT", Seconds(), "seconds an idle upstream connection is kept"),
+    _spec("SHIM_NOVA_READ_TIMEOUT", Seconds(most=DAY), "idle seconds between Nova's chunks"),
+    _spec("SHIM_MAX_BODY", Size(1, GiB), "largest request body on image routes (413)"),
+    _spec("SHIM_MAX_URL", Integer(64, DEFAULT_MAX_URL), "longest path and query, bytes (414)"),
+    _spec("SHIM_MAX_HEADER_BYTES", Size(KiB, MiB), "largest request header block (431)"),
+    _spec("SHIM_HEADER_READ_TIMEOUT", Seconds(), "seconds to send the request head"),
+    _spec("SHIM_SHUTDOWN_TIMEOUT", Seconds(zero=True), "seconds to drain after SIGTERM"),
+    _spec("SHIM_WORKERS", Integer(1, 1024), "worker processes", "CPUs available"),
+    _spec("SHIM_RENDERER", Choice("auto", "c", "python"), "image JSON writer: auto, c, python"),
+    _spec("SHIM_LOG_FORMAT", Choice("json", "console"), "log format"),
+    _spec("SHIM_LOG_LEVEL", Choice("debug", "info", "warning", "error"), "log level"),
+    _spec("SHIM_DEPRECATION", _TEXT, "Deprecation header date (RFC 9745)"),
+    _spec("SHIM_SUNSET", _TEXT, "Sunset header date (RFC 8594)"),
+    _spec("SHIM_DEPRECATION_LINK", _TEXT, "Link rel=deprecation target"),
+    _spec("SHIM_REQUIRE_UPSTREAMS", Flag(), "stop start-up when an upstream fails its check"),
+    _spec("SHIM_CALLER_PROJECTS_MAX", Integer(0, 100_000), "projects in caller series"),
+    _spec("SHIM_CA_FILE", _FILE, "PEM bundle verifying every upstream"),
+    _spec("SHIM_GLANCE_CA_FILE", _FILE, "PEM bundle verifying Glance"),
+    _spec("SHIM_KEYSTONE_CA_FILE", _FILE, "PEM bundle verifying Keystone"),
+    _spec("SHIM_NOVA_CA_FILE", _FILE, "PEM bundle verifying Nova"),
+    _spec("SHIM_CLIENT_CERT", _FILE, "client certificate for upstreams (PEM)"),
+    _spec("SHIM_CLIENT_KEY", _FILE, "its private key (PEM)"),
+    _spec("SHIM_TLS_VERIFY", Flag(), "false: do not verify upstreams"),
+    _spec("SHIM_TLS_CERT", _FILE, "HTTPS listener certificate chain (PEM)"),
+    _spec("SHIM_TLS_KEY", _FILE, "HTTPS listener private key (PEM)"),
+)
+BY_ENV: Final = {spec.env: spec for spec in SPECS}
+_DEFAULTS: Final[dict[str, Any]] = {
+    field.name: field.default for field in dataclasses.fields(Settings)
+}
+
+
+# --- sources: environment and flags -----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    settings: Settings
+    warnings: tuple[tuple[str, str], ...]
+    """(variable, words) start-up should log: stripped URL versions, unknown variables."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # argparse would print usage and exit
+        raise SettingsError(message)
+
+
+def command_line() -> argparse.ArgumentParser:
+    """Every flag with its variable and default (``--help``), and ``--version``."""
+    parser = _Parser(
+        prog=PROG,
+        usage=f"{PROG} [--FLAG VALUE ...]  (or SHIM_FLAG=VALUE in the environment)",
+        description=(
+            "Serves the legacy Nova compute image API (/images) from Glance v2 and, with "
+            "--nova-url, passes every other compute call to Nova. Every flag is also an "
+            "environment variable, shown in brackets; a flag wins over its variable."
+        ),
+        epilog=(
+            "Exit status: 0 after a clean shutdown, 2 for a bad setting (the message names "
+            "it), 3 when the server cannot start, 1 otherwise."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    for spec in SPECS:
+        parser.add_argument(
+            spec.flag,
+            dest=spec.env,
+            metavar=spec.kind.metavar,
+            help=f"{spec.help} [{spec.env}; default: {spec.default_shown}]".replace("%", "%%"),
+        )
+    return parser
+
+
+def load(environ: Mapping[str, str], argv: Sequence[str] = ()) -> Loaded:
+    """Settings from ``SHIM_*`` variables overridden by *argv*'s flags, and the warnings."""
+    flags = vars(command_line().parse_args(list(argv)))
+    notes: list[tuple[str, str]] = []
+    values: dict[str, object] = {}
+    for spec in SPECS:
+        raw = flags.get(spec.env)
+        if raw is None:
+            raw = environ.get(spec.env)
+        if raw is None:
+            continue
+        if not raw.strip():
+            if spec.default is None or spec.default == frozenset():
                 continue
-            try:
-                values[spec.field] = spec.parse(raw)
-            except (ValueError, TypeError) as exc:
-                raise SettingsError(f"{spec.env}: {exc}") from None
-        if "workers" not in values:
-            values["workers"] = available_cpus()
-        return cls(**values)  # type: ignore[arg-type]
+            raise SettingsError(
+                f"{spec.env} is empty; unset it for the default ({spec.default_shown}) or "
+                f"give {spec.kind.expected}, e.g. {spec.example}"
+            )
+        values[spec.field] = _parse(spec, raw, notes)
+    if "workers" not in values:
+        values["workers"] = available_cpus()
+    settings = Settings(**values)  # type: ignore[arg-type]
+    return Loaded(settings, tuple(notes) + tuple(unknown_variables(environ)))
+
+
+def _parse(spec: Spec, raw: str, notes: list[tuple[str, str]]) -> object:
+    found: list[str] = []
+    try:
+        value = spec.kind.parse(raw, found)
+        if value is not None:
+            value = spec.kind.check(value)
+    except ValueError as exc:
+        raise SettingsError(spec.complaint(exc, repr(raw))) from None
+    notes.extend((spec.env, note) for note in found)
+    return value
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[tuple[str, str]]:
+    """A warning for each ``SHIM_*`` variable that is not a setting, with the closest name."""
+    known = [name.removeprefix("SHIM_") for name in BY_ENV]  # the shared prefix is no hint
+    warnings = []
+    for name in sorted(environ):
+        if not name.startswith("SHIM_") or name in BY_ENV or name.startswith(TOOLING_VARIABLES):
+            continue
+        close = difflib.get_close_matches(name.removeprefix("SHIM_"), known, n=1, cutoff=0.6)
+        hint = f"; did you mean SHIM_{close[0]}?" if close else ""
+        warnings.append((name, f"not a setting, ignored{hint}"))
+    return warnings
+
+
+def effective(settings: Settings, renderer: str) -> dict[str, str | None]:
+    """Every setting as the shim runs it, secrets masked, for the start-up line.
+
+    *renderer* is the one actually running (``c`` or ``python``); ``renderer_setting``
+    the choice that picked it.
+    """
+    shown: dict[str, str | None] = {"mode": settings.mode, "version": __version__}
+    for spec in SPECS:
+        shown[spec.field] = spec.show(getattr(settings, spec.field))
+    shown["renderer"] = renderer
+    shown["renderer_setting"] = settings.renderer
+    if settings.glance_url is None:
+        region = settings.catalog_region or "any region"
+        shown["glance_url"] = f"catalogue ({settings.catalog_interface}, {region})"
+    return shown
 
 
 def available_cpus() -> int:
@@ -203,143 +465,3 @@ def available_cpus() -> int:
     except (OSError, ValueError):
         pass
     return max(1, count)
-
-
-def _address(name: str, raw: str) -> Address:
-    host, sep, port = raw.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise SettingsError(f"{name}: expected HOST:PORT, got {raw!r}")
-    return Address(host.strip("[]") or "0.0.0.0", int(port))  # noqa: S104
-
-
-def _url(raw: str) -> URL:
-    url = URL(raw.strip())
-    if url.scheme not in ("http", "https") or not url.host:
-        raise ValueError(f"expected an http(s) URL, got {raw!r}")
-    return url
-
-
-def _positive_float(raw: str) -> float:
-    return float(raw)
-
-
-def _bool(raw: str) -> bool:
-    lowered = raw.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"expected true or false, got {raw!r}")
-
-
-def _choice(*choices: str) -> Callable[[str], str]:
-    def parse(raw: str) -> str:
-        if raw not in choices:
-            raise ValueError(f"expected one of {', '.join(choices)}, got {raw!r}")
-        return raw
-
-    return parse
-
-
-def _proxies(raw: str) -> frozenset[str]:
-    return frozenset(part.strip() for part in raw.split(",") if part.strip())
-
-
-def _size(raw: str) -> int:
-    match = re.fullmatch(r"\s*(\d+)\s*([KMG]i?B?)?\s*", raw, re.IGNORECASE)
-    if not match:
-        raise ValueError(f"expected a size such as 32MiB, got {raw!r}")
-    unit = (match.group(2) or "").upper()[:1]
-    return int(match.group(1)) * {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}[unit]
-
-
-def _check_version(name: str, value: str) -> None:
-    if not _VERSION_RE.match(value) or not value.startswith("2."):
-        raise SettingsError(f"{name}: expected a 2.N microversion, got {value!r}")
-
-
-def _check_range(name: str, value: int, low: int, high: int) -> None:
-    if not low <= value <= high:
-        raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
-
-
-@dataclass(frozen=True, slots=True)
-class _Spec:
-    env: str
-    field: str
-    parse: Callable[[str], object]
-    help: str
-
-
-_SPECS: Final[tuple[_Spec, ...]] = (
-    _Spec("SHIM_LISTEN", "listen", lambda raw: _address("SHIM_LISTEN", raw), "API address"),
-    _Spec(
-        "SHIM_METRICS_LISTEN",
-        "metrics_listen",
-        lambda raw: None if raw == "off" else _address("SHIM_METRICS_LISTEN", raw),
-        "metrics and health address, or 'off'",
-    ),
-    _Spec("SHIM_GLANCE_URL", "glance_url", _url, "Glance endpoint the shim calls"),
-    _Spec("SHIM_GLANCE_PUBLIC_URL", "glance_public_url", _url, "base of alternate links"),
-    _Spec("SHIM_PUBLIC_URL", "public_url", _url, "base of self/bookmark/next links"),
-    _Spec("SHIM_TRUSTED_PROXIES", "trusted_proxies", _proxies, "peers whose X-Forwarded-* count"),
-    _Spec("SHIM_NOVA_URL", "nova_url", _url, "passthrough upstream (unset: standalone)"),
-    _Spec(
-        "SHIM_AUTH",
-        "auth",
-        _choice("passthrough", "keystone", "trusted-headers"),
-        "passthrough, keystone or trusted-headers",
-    ),
-    _Spec("SHIM_KEYSTONE_URL", "keystone_url", _url, "Keystone for validation and 401s"),
-    _Spec("SHIM_SERVICE_USERNAME", "service_username", str, "service user for validation"),
-    _Spec("SHIM_SERVICE_PASSWORD", "service_password", Secret, "service user password"),
-    _Spec("SHIM_SERVICE_PROJECT", "service_project", str, "service user project"),
-    _Spec("SHIM_SERVICE_DOMAIN", "service_domain", str, "service user and project domain"),
-    _Spec(
-        "SHIM_CATALOG_INTERFACE",
-        "catalog_interface",
-        _choice("public", "internal", "admin"),
-        "catalogue interface for Glance",
-    ),
-    _Spec("SHIM_CATALOG_REGION", "catalog_region", str, "catalogue region for Glance"),
-    _Spec("SHIM_TOKEN_CACHE_TTL", "token_cache_ttl", _positive_float, "seconds a token is cached"),
-    _Spec("SHIM_TOKEN_CACHE_SIZE", "token_cache_size", int, "tokens cached at most"),
-    _Spec(
-        "SHIM_KEYSTONE_TIMEOUT", "keystone_timeout", _positive_float, "seconds per Keystone call"
-    ),
-    _Spec("SHIM_MAX_MICROVERSION", "max_microversion", str, "top of the accepted range"),
-    _Spec("SHIM_MICROVERSION_CAP", "microversion_cap", _choice("nova", "off"), "nova or off"),
-    _Spec("SHIM_MAX_LIMIT", "max_limit", int, "Nova's max_limit for next links"),
-    _Spec("SHIM_GLANCE_PAGE_SIZE", "glance_page_size", int, "page size when walking Glance"),
-    _Spec("SHIM_GLANCE_TIMEOUT", "glance_timeout", _positive_float, "seconds per Glance call"),
-    _Spec("SHIM_CONNECT_TIMEOUT", "connect_timeout", _positive_float, "seconds to connect"),
-    _Spec("SHIM_GLANCE_RETRIES", "glance_retries", int, "GET retries"),
-    _Spec("SHIM_RETRY_AFTER", "retry_after", int, "Retry-After seconds on 503"),
-    _Spec("SHIM_GLANCE_MAX_BODY", "glance_max_body", _size, "largest Glance answer"),
-    _Spec("SHIM_METADATA_ITEMS", "metadata_items", int, "metadata quota (-1 unlimited)"),
-    _Spec("SHIM_POOL_SIZE", "pool_size", int, "upstream connections per worker"),
-    _Spec("SHIM_KEEPALIVE_TIMEOUT", "keepalive_timeout", _positive_float, "idle pooled seconds"),
-    _Spec(
-        "SHIM_NOVA_READ_TIMEOUT",
-        "nova_read_timeout",
-        _positive_float,
-        "idle seconds between passthrough chunks",
-    ),
-    _Spec("SHIM_MAX_BODY", "max_body", _size, "largest request body on image routes"),
-    _Spec("SHIM_MAX_URL", "max_url", int, "longest request path and query, bytes (414)"),
-    _Spec("SHIM_MAX_HEADER_BYTES", "max_header_bytes", _size, "largest request header block (431)"),
-    _Spec(
-        "SHIM_HEADER_READ_TIMEOUT",
-        "header_read_timeout",
-        _positive_float,
-        "seconds a client may take to send its request head",
-    ),
-    _Spec("SHIM_SHUTDOWN_TIMEOUT", "shutdown_timeout", _positive_float, "drain bound on SIGTERM"),
-    _Spec("SHIM_WORKERS", "workers", int, "worker processes (default: CPUs available)"),
-    _Spec("SHIM_LOG_FORMAT", "log_format", _choice("json", "console"), "json or console"),
-    _Spec("SHIM_LOG_LEVEL", "log_level", _choice("debug", "info", "warning", "error"), "log level"),
-    _Spec("SHIM_DEPRECATION", "deprecation", str, "Deprecation header value (RFC 9745)"),
-    _Spec("SHIM_SUNSET", "sunset", str, "Sunset header value (RFC 8594)"),
-    _Spec("SHIM_DEPRECATION_LINK", "deprecation_link", str, "Link rel=deprecation target"),
-    _Spec("SHIM_CALLER_PROJECTS_MAX", "caller_projects_max", int, "projects in caller series"),
-)

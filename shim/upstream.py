@@ -22,6 +22,7 @@ the Nova session keeps one, to tell a wait for a pool slot (503) from a wait on 
 from __future__ import annotations
 
 import asyncio
+import ssl
 
 import aiohttp
 
@@ -30,8 +31,12 @@ from shim.passthrough import pool_trace_config
 from shim.settings import Settings
 
 
-def upstream_session(settings: Settings, *, nova: bool = False) -> aiohttp.ClientSession:
+def upstream_session(
+    settings: Settings, tls: ssl.SSLContext, *, nova: bool = False
+) -> aiohttp.ClientSession:
+    """*tls* verifies https upstreams by default (Keystone calls pass their own)."""
     connector = aiohttp.TCPConnector(
+        ssl=tls,
         limit=settings.pool_size,
         limit_per_host=settings.pool_size,
         keepalive_timeout=settings.keepalive_timeout,

@@ -69,25 +69,38 @@ class MetricsDir:
     """Created by us (a temporary directory), so removed at exit."""
 
 
-def prepare_metrics_dir(configured: str | None, workers: int) -> MetricsDir | None:
-    """Turn on multiprocess metrics when needed, in *configured* or a new temporary dir.
+def prepare_metrics_dir(
+    configured: str | None, workers: int, metrics_on: bool = True
+) -> MetricsDir | None:
+    """Turn on multiprocess metrics where they are used: several workers with metrics on.
 
     *configured* is ``PROMETHEUS_MULTIPROC_DIR`` from the environment (prometheus-client's
-    own variable; the chart mounts an ``emptyDir`` there). Unset and a single worker:
-    plain single-process metrics.
+    own variable; the chart mounts an ``emptyDir`` there). When it is unset, a new
+    directory under the temporary directory (``TMPDIR``, else ``/tmp``) is made and removed
+    at exit. One worker, or metrics off: plain single-process metrics, and a configured
+    directory is neither touched nor passed on (a read-only one is no error then).
     """
+    if workers == 1 or not metrics_on:
+        metrics.single_process()
+        return None
     if configured:
         path = Path(configured)
         path.mkdir(parents=True, exist_ok=True)
+        if not os.access(path, os.W_OK):
+            raise PermissionError(f"{path} is not writable")
         for stale in path.glob("*.db"):
             stale.unlink()
         chosen = MetricsDir(path, owned=False)
-    elif workers > 1:
-        chosen = MetricsDir(Path(tempfile.mkdtemp(prefix="nova-image-shim-metrics-")), True)
     else:
-        return None
-    if not os.access(chosen.path, os.W_OK):
-        raise PermissionError(f"PROMETHEUS_MULTIPROC_DIR {chosen.path} is not writable")
+        try:
+            made = tempfile.mkdtemp(prefix="nova-image-shim-metrics-")
+        except OSError as exc:
+            raise OSError(
+                f"unset, and no temporary directory is writable ({exc}): several workers with "
+                "metrics need one; mount a tmpfs on /tmp, or set TMPDIR or "
+                "PROMETHEUS_MULTIPROC_DIR to a writable directory"
+            ) from exc
+        chosen = MetricsDir(Path(made), owned=True)
     metrics.enable_multiprocess(chosen.path)
     return chosen
 

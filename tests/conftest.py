@@ -13,7 +13,7 @@ import pytest
 
 from tests.fakes.logs import LogCapture, captured_logs
 
-pytest_plugins = ["tests.stack.fixtures", "tests.shim_fixtures"]
+pytest_plugins = ["tests.stack.fixtures", "tests.stack.tls_fixtures", "tests.shim_fixtures"]
 
 
 @pytest.hookimpl(trylast=True)

@@ -13,7 +13,7 @@ from yarl import URL
 
 from shim.access import ACCESS_LOGGER, AccessLogger
 from shim.app import create_app
-from shim.settings import Settings
+from shim.settings import RendererChoice, Settings
 from tests.stack.info import StackInfo
 
 MakeShim = Callable[..., Awaitable[TestClient[Any, Any]]]
@@ -35,10 +35,20 @@ def stack_settings(stack: StackInfo, **overrides: Any) -> Settings:
 
 
 @pytest.fixture
-def make_shim(aiohttp_client: AiohttpClient, real_stack: StackInfo) -> MakeShim:
+def shim_renderer() -> RendererChoice:
+    """``SHIM_RENDERER`` of ``make_shim``'s shims; a module overrides this fixture with
+    parameters to run its tests with each renderer (tests/integration/test_read_api.py)."""
+    return "auto"
+
+
+@pytest.fixture
+def make_shim(
+    aiohttp_client: AiohttpClient, real_stack: StackInfo, shim_renderer: RendererChoice
+) -> MakeShim:
     """``await make_shim(**settings)``: a test client of a shim over the real stack."""
 
     async def make(**overrides: Any) -> TestClient[Any, Any]:
+        overrides.setdefault("renderer", shim_renderer)
         return await aiohttp_client(
             create_app(stack_settings(real_stack, **overrides)),
             # The shim's own access log and request metrics, as in production.

@@ -11,14 +11,17 @@ page goes through views.py, which gives its usual answer or fault.
 tests/unit/test_render_properties.py checks the two agree byte for byte.
 
 Without a C compiler at install time the extension is absent and every page goes through
-views.py: slower, same bytes.
+views.py: slower, same bytes. ``SHIM_RENDERER`` chooses (`select_renderer`): ``auto`` uses
+the extension when it was built, ``c`` insists on it (start-up fails without it) and
+``python`` never imports it. The choice is per application, so one process can hold both.
 """
 
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import orjson
 
@@ -26,6 +29,22 @@ from shim.legacy import views
 from shim.legacy.views import ImageSchema, LinkContext, to_nova_image, to_nova_image_basic
 
 
+class RendererUnavailable(RuntimeError):
+    """``SHIM_RENDERER=c`` on an installation built without the C extension."""
+
+
+@dataclass(frozen=True, slots=True)
+class Renderer:
+    """The image writer an application uses: the C extension, or views.py alone."""
+
+    name: Literal["c", "python"]
+    accelerator: ModuleType | None
+
+
+PYTHON: Final = Renderer("python", None)
+
+
+@functools.cache
 def _load_accelerator() -> ModuleType | None:
     try:
         from shim.legacy import _render
@@ -35,17 +54,30 @@ def _load_accelerator() -> ModuleType | None:
     return _render
 
 
-_ACCELERATOR: Final = _load_accelerator()
-ACCELERATED: Final = _ACCELERATOR is not None
+def select_renderer(choice: Literal["auto", "c", "python"]) -> Renderer:
+    """The renderer ``SHIM_RENDERER`` asks for; `RendererUnavailable` if it cannot run."""
+    if choice == "python":
+        return PYTHON
+    accelerator = _load_accelerator()
+    if accelerator is not None:
+        return Renderer("c", accelerator)
+    if choice == "c":
+        raise RendererUnavailable(
+            "SHIM_RENDERER: c asks for the C renderer, but this installation was built "
+            "without it (no C compiler when it was installed); use auto or python, or "
+            "reinstall with a compiler"
+        )
+    return PYTHON
 
 
 class PageRenderer:
     """Renders pages of one request: link prefixes escaped once, then one call per page."""
 
-    __slots__ = ("_links", "_prefixes", "_schema")
+    __slots__ = ("_accelerator", "_links", "_prefixes", "_schema")
 
-    def __init__(self, links: LinkContext, schema: ImageSchema | None) -> None:
+    def __init__(self, links: LinkContext, schema: ImageSchema | None, renderer: Renderer) -> None:
         """*schema* ``None``: the basic list (docs/nova.md §4.5), else detailed images (§4.1)."""
+        self._accelerator = renderer.accelerator
         self._links = links
         self._schema = schema
         self._prefixes = _escaped_prefixes(links, detailed=schema is not None)
@@ -57,13 +89,14 @@ class PageRenderer:
 
     def render_fast(self, images: list[dict[str, Any]]) -> bytes | None:
         """The same bytes from the C renderer, or ``None`` when it steps aside."""
-        if _ACCELERATOR is None:
+        accelerator = self._accelerator
+        if accelerator is None:
             return None
         fast: bytes | None
         if self._schema is None:
-            fast = _ACCELERATOR.basic(images, None, *self._prefixes)
+            fast = accelerator.basic(images, None, *self._prefixes)
         else:
-            fast = _ACCELERATOR.detail(images, self._schema.base, *self._prefixes)
+            fast = accelerator.detail(images, self._schema.base, *self._prefixes)
         return fast
 
     def render_slow(self, images: list[dict[str, Any]]) -> bytes:

@@ -32,6 +32,7 @@ from shim.keys import (
     GLANCE,
     GLANCE_CLIENTS,
     GLANCE_LINK_BASE,
+    RENDERER,
     REQUEST_ID,
     RESPONSE_HEADERS,
     SETTINGS,
@@ -145,7 +146,7 @@ def image_service(app: web.Application, identity: Identity) -> tuple[GlanceClien
 async def show_image(request: web.Request, call: LegacyCall) -> web.StreamResponse:
     image = await call.glance.show(call.caller, call.image_id)
     schema = await call.glance.schema(call.caller)
-    view = PageRenderer(_links(request, call), schema).render([image])
+    view = PageRenderer(_links(request, call), schema, request.app[RENDERER]).render([image])
     return json_response(b'{"image":' + view + b"}", call)
 
 
@@ -172,7 +173,7 @@ async def _list(request: web.Request, call: LegacyCall, *, detail: bool) -> web.
     schema = await call.glance.schema(call.caller) if detail else None
     walk = _PageWalk(call, query)
     first = await walk.first()
-    render = PageRenderer(links, schema).render
+    render = PageRenderer(links, schema, request.app[RENDERER]).render
 
     collection = "images/detail" if detail else "images"
     if not walk.more(first):

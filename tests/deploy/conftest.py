@@ -36,3 +36,21 @@ def helm_bin() -> Path:
     path = Path(lines[-1])
     assert path.is_file(), f"{FETCH_HELM} printed {path}, which is not a file"
     return path
+
+
+_IMAGE_REPORT = pytest.StashKey[list[str]]()
+
+
+def report(config: pytest.Config, line: str) -> None:
+    """A line for the run's summary under "container image" (sizes and build times)."""
+    config.stash.setdefault(_IMAGE_REPORT, []).append(line)
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    lines = config.stash.get(_IMAGE_REPORT, [])
+    if lines:
+        terminalreporter.write_sep("-", "container image")
+        for line in lines:
+            terminalreporter.write_line(line)

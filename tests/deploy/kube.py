@@ -19,6 +19,8 @@ import jsonschema
 import kubernetes_validate  # type: ignore[import-untyped]
 import yaml
 
+from tests.stack.tls import Pki
+
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 CHART = DEPLOY / "helm" / "nova-image-shim"
@@ -162,3 +164,20 @@ def containers(pod_spec: Manifest) -> Iterator[Manifest]:
 
 def env_of(container: Manifest) -> dict[str, Any]:
     return {item["name"]: item for item in container.get("env", [])}
+
+
+TLS_MOUNTS = "/etc/nova-image-shim/tls/"
+
+
+def with_test_tls_files(env: dict[str, str], pki: Pki) -> dict[str, str]:
+    """*env* with every path under the TLS mounts replaced by the test CA's file of that
+    kind, so the shim's start-up checks can read what the pod would mount."""
+
+    def stand_in(path: str) -> str:
+        mount, name = path.removeprefix(TLS_MOUNTS).split("/")
+        if mount == "ca":
+            return str(pki.ca_file)
+        pair = pki.client if mount == "client" else pki.server
+        return str(pair.cert if name == "tls.crt" else pair.key)
+
+    return {k: stand_in(v) if v.startswith(TLS_MOUNTS) else v for k, v in env.items()}

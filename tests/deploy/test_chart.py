@@ -26,6 +26,7 @@ from tests.deploy.kube import (
     KUBE_VERSIONS,
     REPO,
     SCHEMAS,
+    TLS_MOUNTS,
     Manifest,
     by_kind,
     containers,
@@ -37,7 +38,9 @@ from tests.deploy.kube import (
     servicemonitor_validator,
     template,
     validation_errors,
+    with_test_tls_files,
 )
+from tests.stack.tls import Pki
 
 CI_VALUES = {path.name.removesuffix("-values.yaml"): path for path in CHART.glob("ci/*.yaml")}
 SCENARIOS: dict[str, Path | None] = {"default": None, **CI_VALUES}
@@ -50,7 +53,7 @@ class Render(Protocol):
 
 
 def test_ci_scenarios_are_the_documented_ones() -> None:
-    assert set(CI_VALUES) == {"standalone", "sidecar-style", "hpa"}
+    assert set(CI_VALUES) == {"standalone", "sidecar-style", "hpa", "tls"}
     assert all(path.name.endswith("-values.yaml") for path in CI_VALUES.values())
 
 
@@ -110,6 +113,7 @@ def test_rendered_objects_pass_strict_schema_validation(
     [
         ("default", BASE_KINDS | {"PodDisruptionBudget"}),
         ("standalone", BASE_KINDS | {"PodDisruptionBudget"}),
+        ("tls", BASE_KINDS | {"PodDisruptionBudget"}),
         ("sidecar-style", BASE_KINDS),
         (
             "hpa",
@@ -287,11 +291,13 @@ def test_grace_period_covers_prestop_and_drain(render: Render, scenario: str) ->
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
-def test_configmap_is_valid_shim_settings(render: Render, scenario: str) -> None:
-    """The rendered SHIM_* variables are known settings and the shim accepts them."""
+def test_configmap_is_valid_shim_settings(render: Render, scenario: str, pki: Pki) -> None:
+    """The rendered SHIM_* variables are known settings and the shim accepts them (TLS
+    files: the test CA's, in place of the mounted ones the pod would read)."""
     docs = render(scenario)
     env = dict(configmap_env(docs))
-    known = {spec.env for spec in shim_settings._SPECS}
+    env = with_test_tls_files(env, pki)
+    known = {spec.env for spec in shim_settings.SPECS}
     assert set(env) <= known, f"unknown settings: {set(env) - known}"
     container = shim_container(docs)
     assert set(env_of(container)) <= {"PROMETHEUS_MULTIPROC_DIR", "SHIM_SERVICE_PASSWORD"}
@@ -305,6 +311,56 @@ def test_configmap_is_valid_shim_settings(render: Render, scenario: str) -> None
     assert parsed.listen.port == 8774
     assert parsed.metrics_listen is not None
     assert parsed.metrics_listen.port == 9102
+
+
+def test_tls_scenario_mounts_whole_secrets_and_tests_over_https(render: Render) -> None:
+    docs = render("tls")
+    env = configmap_env(docs)
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    mounts = {m["name"]: m for m in shim_container(docs)["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["tls-ca"] == {"name": "tls-ca", "configMap": {"name": "cloud-ca-bundle"}}
+    assert volumes["tls-client"]["secret"] == {"secretName": "nova-image-shim-client-tls"}
+    assert volumes["tls-listener"]["secret"] == {"secretName": "nova-image-shim-tls"}
+    for name in ("tls-ca", "tls-client", "tls-listener"):
+        # A subPath mount would never see a renewed Secret.
+        assert mounts[name]["readOnly"] is True
+        assert "subPath" not in mounts[name]
+    files = {k: v for k, v in env.items() if v.startswith(TLS_MOUNTS)}
+    assert files == {
+        "SHIM_CA_FILE": "/etc/nova-image-shim/tls/ca/ca.crt",
+        "SHIM_NOVA_CA_FILE": "/etc/nova-image-shim/tls/ca/ca.crt",
+        "SHIM_CLIENT_CERT": "/etc/nova-image-shim/tls/client/tls.crt",
+        "SHIM_CLIENT_KEY": "/etc/nova-image-shim/tls/client/tls.key",
+        "SHIM_TLS_CERT": "/etc/nova-image-shim/tls/listener/tls.crt",
+        "SHIM_TLS_KEY": "/etc/nova-image-shim/tls/listener/tls.key",
+    }
+    assert all(
+        any(path.startswith(mounts[m]["mountPath"] + "/") for m in mounts)
+        for path in files.values()
+    )
+    assert (env["SHIM_LISTEN"], env["SHIM_GLANCE_URL"]) == (
+        "[::]:8774",
+        "https://[fd00:10::5]:9292",
+    )
+    service = one(docs, "Service")["spec"]["ports"]
+    assert [(p["name"], p["appProtocol"]) for p in service] == [
+        ("api", "https"),
+        ("metrics", "http"),
+    ]
+    test_pod = one(docs, "Pod")["spec"]
+    https = next(c for c in test_pod["containers"] if c["name"] == "https")
+    url, cafile = https["command"][-2:]
+    assert url == "https://rel-nova-image-shim.openstack.svc:8774/"
+    assert cafile == "/etc/nova-image-shim/tls/listener/ca.crt"
+    assert test_pod["volumes"] == [
+        {"name": "tls-listener", "secret": {"secretName": "nova-image-shim-tls"}}
+    ]
+    # Without TLS values nothing of it renders.
+    plain = render("default")
+    assert not any(v.startswith(TLS_MOUNTS) for v in configmap_env(plain).values())
+    assert "SHIM_TLS_VERIFY" not in configmap_env(plain)
+    assert [c["name"] for c in one(plain, "Pod")["spec"]["containers"]] == ["readyz"]
 
 
 def test_sidecar_style_keeps_the_api_on_loopback(render: Render) -> None:
@@ -421,7 +477,9 @@ def test_values_match_the_documented_defaults() -> None:
     assert values["autoscaling"]["enabled"] is False
     assert values["serviceMonitor"]["enabled"] is False
     assert values["containerPorts"] == {"api": 8774, "metrics": 9102}
-    # The image's Prometheus directory is where the chart mounts its emptyDir.
+    # The image leaves the Prometheus directory to the shim (under /tmp); the chart names
+    # its own emptyDir.
     dockerfile = (REPO / "deploy" / "Dockerfile").read_text("utf-8")
-    assert f"PROMETHEUS_MULTIPROC_DIR={values['metricsVolume']['mountPath']}" in dockerfile
+    assert "PROMETHEUS_MULTIPROC_DIR=" not in dockerfile
+    assert values["metricsVolume"]["mountPath"].startswith("/")
     assert values["config"]["shutdownTimeout"] == shim_settings.DEFAULT_SHUTDOWN_TIMEOUT

@@ -19,7 +19,9 @@ from tests.deploy.kube import (
     one,
     template,
     validation_errors,
+    with_test_tls_files,
 )
+from tests.stack.tls import Pki
 
 FILES = sorted(K8S_EXAMPLES.rglob("*.yaml"))
 PROBES = ("startupProbe", "livenessProbe", "readinessProbe")
@@ -91,11 +93,11 @@ def test_shim_container_matches_the_chart(directory: str, chart_shim: Manifest) 
 
 
 @pytest.mark.parametrize("directory", ["sidecar", "gateway"])
-def test_shim_settings_are_accepted_by_the_shim(directory: str) -> None:
+def test_shim_settings_are_accepted_by_the_shim(directory: str, pki: Pki) -> None:
     docs = load(directory)
     pod, shim = shim_of(docs)
-    env = shim_settings_of(docs, shim)
-    known = {spec.env for spec in shim_settings._SPECS}
+    env = with_test_tls_files(shim_settings_of(docs, shim), pki)
+    known = {spec.env for spec in shim_settings.SPECS}
     assert set(env) <= known, f"unknown settings: {set(env) - known}"
     parsed = shim_settings.Settings.from_sources(env, [])
     assert parsed.workers == int(env["SHIM_WORKERS"])
@@ -104,6 +106,20 @@ def test_shim_settings_are_accepted_by_the_shim(directory: str) -> None:
     prestop = shim.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command", [])
     sleep = int(prestop[1]) if prestop else 0
     assert pod["terminationGracePeriodSeconds"] > sleep + parsed.shutdown_timeout
+
+
+def test_gateway_mounts_its_ca_bundle_and_listener_secret_whole() -> None:
+    pod, shim = shim_of(load("gateway"))
+    env = shim_settings_of(load("gateway"), shim)
+    mounts = {m["mountPath"]: m for m in shim["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    for setting in ("SHIM_CA_FILE", "SHIM_TLS_CERT", "SHIM_TLS_KEY"):
+        directory = env[setting].rsplit("/", 1)[0]
+        assert "subPath" not in mounts[directory]
+        assert mounts[directory]["readOnly"] is True
+        assert volumes[mounts[directory]["name"]].keys() & {"configMap", "secret"}
+    assert volumes["tls-ca"]["configMap"] == {"name": "cloud-ca-bundle"}
+    assert volumes["tls-listener"]["secret"] == {"secretName": "nova-image-shim-tls"}
 
 
 def test_sidecar_is_native_and_reached_over_loopback() -> None:

@@ -6,6 +6,7 @@ with it off and with ``auto_decompress=False``. :func:`running` serves any app s
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,17 +17,21 @@ from yarl import URL
 
 @asynccontextmanager
 async def running(
-    app: web.Application, *, host: str = "127.0.0.1", **runner_kwargs: Any
+    app: web.Application,
+    *,
+    host: str = "127.0.0.1",
+    tls: ssl.SSLContext | None = None,
+    **runner_kwargs: Any,
 ) -> AsyncIterator[URL]:
-    """Serve *app* on a free port like production; yields its base URL."""
+    """Serve *app* on a free port like production (HTTPS with *tls*); yields its base URL."""
     options: dict[str, Any] = {"auto_decompress": False, "handler_cancellation": False}
     options.update(runner_kwargs)
     runner = web.AppRunner(app, **options)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, 0)
+        site = web.TCPSite(runner, host, 0, ssl_context=tls)
         await site.start()
         port = runner.addresses[0][1]
-        yield URL.build(scheme="http", host=host, port=port)
+        yield URL.build(scheme="https" if tls else "http", host=host, port=port)
     finally:
         await runner.cleanup()

@@ -1,4 +1,8 @@
-"""List, detail and show through the shim against the real Glance: whole bodies, headers."""
+"""List, detail and show through the shim against the real Glance: whole bodies, headers.
+
+Every test runs twice, once with each image renderer (``SHIM_RENDERER=c`` and ``python``):
+installations without a C compiler take the pure-Python road, and must answer the same.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient
 
+from shim.keys import RENDERER
+from shim.settings import RendererChoice
 from tests.integration import expected
 from tests.shim_fixtures import MakeShim
 from tests.stack.catalogue import INSTANCE_UUID, VOLUME_SNAPSHOT_ID, Catalogue
@@ -18,6 +24,20 @@ pytestmark = pytest.mark.integration
 
 Client = TestClient[Any, Any]
 VERSION_HEADERS = {"OpenStack-API-Version": "compute 2.35"}
+
+
+@pytest.fixture(params=["c", "python"], ids=["renderer=c", "renderer=python"])
+def shim_renderer(request: pytest.FixtureRequest) -> RendererChoice:
+    choice: RendererChoice = request.param
+    return choice
+
+
+async def test_each_run_uses_the_renderer_it_names(
+    make_shim: MakeShim, shim_renderer: RendererChoice
+) -> None:
+    client = await make_shim()
+    assert client.app is not None
+    assert client.app[RENDERER].name == shim_renderer
 
 
 def base_of(client: Client) -> str:

@@ -1,6 +1,6 @@
 """``python -m tests.stack install|up|down|status|seed``: the real stack from a shell.
 
-- ``install``  builds (or reuses) the pinned virtualenvs and sqlite templates only.
+- ``install``  builds (or reuses) PostgreSQL, the pinned virtualenvs and the templates only.
 - ``up``       installs if needed, then reuses the running stack or starts one; prints the
                state (JSON) on stdout.
 - ``down``     stops the stack named by the state file.

@@ -2,7 +2,7 @@
 
 `seed_standard_catalogue(stack)` wipes Glance and creates every image of `SPECS` in
 order (so ``created_at`` ascends in table order), through the API as the owning user,
-falling back to sqlite only for statuses the API cannot produce. Image ids are uuid5 of
+falling back to the database only for statuses the API cannot produce. Image ids are uuid5 of
 the label, so `image_id(label)` is known before seeding. It must not start servers.
 
 Labels are image names, except the unnamed image (label `UNNAMED`). Owners: ``alice``
@@ -13,7 +13,7 @@ is project demo-a, ``bob`` demo-b, ``admin`` the admin project. Steps after crea
     stage / import    PUT /stage (uploading); glance-direct import (active)
     share:<u>         member <u>'s project added and accepted; offer:<u> leaves it pending
     hide              os_hidden = true
-    db:<status>       sqlite UPDATE of status (row stays deleted=0)
+    db:<status>       database UPDATE of status (row stays deleted=false)
     delete            DELETE through the API (deleted=1: GET 404, never listed)
 
 Default Glance lists (``catalogue.listings``): alice 67 images (seven pages at a page

@@ -105,10 +105,6 @@ class GlanceDirs(ServerDirs):
         return self.base / "data"
 
     @property
-    def db(self) -> Path:
-        return self.data / "glance.sqlite"
-
-    @property
     def images(self) -> Path:
         return self.data / "images"
 
@@ -120,7 +116,8 @@ class GlanceDirs(ServerDirs):
     def app_log(self) -> Path:
         return self.base / "log" / "glance-api.log"
 
-    def write(self, keystone_url: str, service_password: str) -> None:
+    def write(self, keystone_url: str, service_password: str, database: str) -> None:
+        """`database`: SQLAlchemy URL of Glance's database on the stack's PostgreSQL."""
         for sub in (self.etc, self.images, self.staging, self.data / "tasks", self.app_log.parent):
             sub.mkdir(parents=True, exist_ok=True)
         self.conf.write_text(
@@ -132,7 +129,7 @@ limit_param_default = 25
 api_limit_max = 1000
 
 [database]
-connection = sqlite:///{self.db}
+connection = {database}
 
 [glance_store]
 default_backend = fs

@@ -17,7 +17,7 @@
   Keystone and Glance, with ``[oslo_middleware] enable_proxy_headers_parsing = True``;
   started on first use, stopped at the end of the session.
 
-These fixtures are blocking (stdlib HTTP and sqlite): call them outside the event loop.
+These fixtures are blocking (stdlib HTTP and psycopg): call them outside the event loop.
 """
 
 from __future__ import annotations

@@ -34,7 +34,10 @@ class StackInfo:
     project_ids: dict[str, str]  # "demo-a", "demo-b", "service", "admin" -> id
     user_ids: dict[str, str]  # "alice", "bob", "carol", "dave", "glance", "nova", "admin" -> id
     run_dir: Path
-    glance_db: Path  # Glance's sqlite database (seed.py writes statuses it cannot produce)
+    db_port: int  # the stack's PostgreSQL on 127.0.0.1
+    db_pid: int  # its postmaster, leader of its process group
+    db_dir: Path  # its data directory (the postmaster's working directory)
+    glance_db_url: str  # libpq URL of Glance's database (seed.py writes what the API cannot)
     glance_data_dir: Path  # fs store: one file per image with data
     glance_staging_dir: Path
     keystone_db: Path
@@ -43,7 +46,7 @@ class StackInfo:
     nova_url: str  # http://127.0.0.1:PORT (no /v2.1): Nova's compute API at its defaults
     nova_port: int
     nova_pid: int
-    nova_dir: Path  # Nova's run dir: etc/, log/, nova_api.sqlite, nova.sqlite
+    nova_dir: Path  # Nova's run dir: etc/, log/ (its databases are on the stack's PostgreSQL)
     region: str = REGION
     glance_version: str = GLANCE_VERSION
     keystone_version: str = KEYSTONE_VERSION

@@ -1,8 +1,10 @@
-"""Install the pinned Glance, Keystone and Nova virtualenvs and their pre-synced sqlite templates.
+"""Install the pinned Glance, Keystone and Nova virtualenvs, PostgreSQL, and pre-synced templates.
 
 Idempotent: a virtualenv whose marker matches the pins, the constraints file and the
-interpreter is reused; anything else is rebuilt from scratch. Failures raise `StackError`
-with the pip log tail. It must not start servers.
+interpreter is reused; anything else is rebuilt from scratch. Debian's PostgreSQL server is
+installed with apt-get where it is missing (as root, as on CI). Failures raise `StackError`
+with the log tail. It must not leave servers running: the database server it starts to
+sync the schemas into the template cluster is stopped before it returns.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from tests.stack import identity, nova
+from tests.stack import identity, nova, postgres
 from tests.stack.configs import GlanceDirs, KeystoneDirs
 from tests.stack.layout import Component, StackPaths
 from tests.stack.procs import StackError, file_lock, run_logged
@@ -36,11 +38,13 @@ class InstallReport:
 
 
 def ensure_installed(paths: StackPaths) -> InstallReport:
-    """Make every virtualenv and the sqlite templates current; safe to call concurrently."""
+    """Make the database server, every virtualenv and the templates current; safe to call
+    concurrently."""
     start = time.monotonic()
     if not paths.python.exists():
         raise StackError(f"interpreter for the stack venvs not found: {paths.python}")
     with file_lock(paths.cache / "install.lock"):
+        postgres.ensure_server(paths.logs / "postgres-install.log")
         stale = [c for c in paths.components if not _is_current(c, paths.python)]
         with ThreadPoolExecutor(max_workers=len(paths.components)) as pool:
             for future in [pool.submit(_install, c, paths) for c in stale]:
@@ -79,9 +83,19 @@ def _install(component: Component, paths: StackPaths) -> None:
 
 def _ensure_templates(paths: StackPaths) -> None:
     """Synced schemas and Keystone's key repositories, made once per install and copied
-    into each fresh run (db_sync and key setup cost seconds per ``*-manage`` call)."""
+    into each fresh run (db_sync and key setup cost seconds per ``*-manage`` call).
+
+    Glance's and Nova's schemas are synced into a PostgreSQL cluster that every run copies
+    (docs/stack.md §8); Keystone keeps sqlite (it writes little: Fernet tokens are not
+    stored).
+    """
     fingerprint = json.dumps(
-        [TEMPLATE_LAYOUT, *(c.fingerprint(paths.python) for c in paths.components)]
+        [
+            TEMPLATE_LAYOUT,
+            postgres.DATABASES,
+            postgres.SERVER_SETTINGS,
+            *(c.fingerprint(paths.python) for c in paths.components),
+        ]
     )
     marker = paths.templates / "fingerprint.json"
     if marker.exists() and marker.read_text() == fingerprint:
@@ -92,10 +106,19 @@ def _ensure_templates(paths: StackPaths) -> None:
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text("")
     with tempfile.TemporaryDirectory(dir=paths.cache) as tmp:
-        glance = GlanceDirs(Path(tmp) / "glance")
-        glance.write(keystone_url="http://127.0.0.1:1", service_password="unused")
-        manage = paths.glance.bin / "glance-manage"
-        run_logged([manage, "--config-file", glance.conf, "db_sync"], log)
+        server = postgres.build_template(log)
+        try:
+            glance = GlanceDirs(Path(tmp) / "glance")
+            database = server.url("glance", postgres.SQLALCHEMY_DRIVER)
+            glance.write("http://127.0.0.1:1", "unused", database)
+            manage = paths.glance.bin / "glance-manage"
+            run_logged([manage, "--config-file", glance.conf, "db_sync"], log)
+            nova.sync_databases(paths, nova.NovaDirs(Path(tmp) / "nova"), server.port, log)
+            postgres.keep_template(server, paths.templates / "postgres")
+        except BaseException:
+            server.stop()
+            postgres.discard(server.data)
+            raise
         keystone = KeystoneDirs(Path(tmp) / "keystone")
         keystone.write()
         manage = paths.keystone.bin / "keystone-manage"
@@ -105,22 +128,11 @@ def _ensure_templates(paths: StackPaths) -> None:
         shutil.copytree(keystone.fernet_keys, template.fernet_keys)
         shutil.copytree(keystone.credential_keys, template.credential_keys)
         shutil.copyfile(keystone.db, template.db)
-        shutil.copyfile(glance.db, paths.templates / "glance.sqlite")
-        nova_dirs = nova.NovaDirs(Path(tmp) / "nova")
-        nova.sync_databases(paths, nova_dirs, log)
-        nova.copy_databases(nova_dirs, nova_template(paths))
     marker.write_text(fingerprint)
 
 
-def nova_template(paths: StackPaths) -> nova.NovaDirs:
-    """Where the synced Nova API and cell databases are kept."""
-    return nova.NovaDirs(paths.templates / "nova")
-
-
-def copy_templates(paths: StackPaths, keystone: KeystoneDirs, glance: GlanceDirs) -> None:
+def copy_templates(paths: StackPaths, keystone: KeystoneDirs) -> None:
     template = KeystoneDirs(paths.templates / "keystone")
     shutil.copytree(template.fernet_keys, keystone.fernet_keys)
     shutil.copytree(template.credential_keys, keystone.credential_keys)
     shutil.copyfile(template.db, keystone.db)
-    glance.data.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(paths.templates / "glance.sqlite", glance.db)

@@ -1,16 +1,16 @@
 """Where the test stack lives on disk, and the versions it pins.
 
-Owns the cache layout (virtualenvs, sqlite templates, the run directory and its state
+Owns the cache layout (virtualenvs, database templates, the run directory and its state
 file) and the single place that reads the stack's environment variables. It must not
 create, start or delete anything.
 
 Layout under ``$SHIM_STACK_CACHE`` (default ``~/.cache/nova-image-shim/stack``)::
 
     venvs/glance/    venvs/keystone/    venvs/nova/    one virtualenv per server, with a marker
-    templates/       glance.sqlite, keystone/ (db, fernet and credential keys),
-                     nova/ (the API and cell databases): made once
+    templates/       postgres/ (a PostgreSQL cluster holding Glance's and Nova's synced
+                     schemas), keystone/ (sqlite db, fernet and credential keys): made once
     logs/            pip logs of the last install
-    run/             the running stack: keystone/, glance/, nova/, state.json
+    run/             the running stack: keystone/, glance/, nova/, postgres/, state.json
 
 ``$SHIM_STACK_RUN_DIR`` moves the run directory elsewhere, so that two sessions on one
 machine can run separate stacks (seeding wipes Glance) while sharing the virtualenvs.
@@ -32,6 +32,9 @@ GLANCE_VERSION: Final = "33.0.0"
 KEYSTONE_VERSION: Final = "30.0.0"
 NOVA_VERSION: Final = "34.0.0"
 GUNICORN_VERSION: Final = "27.0.1"
+# Glance's and Nova's database driver (SQLAlchemy's postgresql+psycopg2), as clouds use.
+PSYCOPG2_VERSION: Final = "2.9.13"
+PG_MAJOR: Final = 15
 HOST: Final = "127.0.0.1"
 REGION: Final = "RegionOne"
 
@@ -84,7 +87,11 @@ class StackPaths:
     def glance(self) -> Component:
         return Component(
             name="glance",
-            requirements=(f"glance=={GLANCE_VERSION}", f"gunicorn=={GUNICORN_VERSION}"),
+            requirements=(
+                f"glance=={GLANCE_VERSION}",
+                f"gunicorn=={GUNICORN_VERSION}",
+                f"psycopg2-binary=={PSYCOPG2_VERSION}",
+            ),
             constraints=_HERE / "constraints-glance.txt",
             venv=self.cache / "venvs" / "glance",
         )
@@ -102,7 +109,11 @@ class StackPaths:
     def nova(self) -> Component:
         return Component(
             name="nova",
-            requirements=(f"nova=={NOVA_VERSION}", f"gunicorn=={GUNICORN_VERSION}"),
+            requirements=(
+                f"nova=={NOVA_VERSION}",
+                f"gunicorn=={GUNICORN_VERSION}",
+                f"psycopg2-binary=={PSYCOPG2_VERSION}",
+            ),
             constraints=_HERE / "constraints-nova.txt",
             venv=self.cache / "venvs" / "nova",
         )

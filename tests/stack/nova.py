@@ -19,11 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from tests.stack import postgres
 from tests.stack.configs import ServerDirs
 from tests.stack.layout import REGION, StackPaths
 from tests.stack.procs import run_logged
 
 SERVICE_USER: Final = "nova"
+# Nova's API database and its one cell's database, on the stack's PostgreSQL.
+API_DATABASE: Final = "nova_api"
+CELL_DATABASE: Final = "nova"
 # Nova's default [quota] metadata_items (no quota rows in the database: defaults apply);
 # the shim's SHIM_METADATA_ITEMS default matches it.
 METADATA_ITEMS: Final = 128
@@ -43,14 +47,6 @@ class NovaDirs(ServerDirs):
         return self.etc / "api-paste.ini"
 
     @property
-    def api_db(self) -> Path:
-        return self.base / "nova_api.sqlite"
-
-    @property
-    def cell_db(self) -> Path:
-        return self.base / "nova.sqlite"
-
-    @property
     def app_log(self) -> Path:
         return self.base / "log" / "nova-api.log"
 
@@ -61,12 +57,11 @@ class NovaDirs(ServerDirs):
         keystone_url: str,
         glance_url: str,
         service_password: str,
-        databases: NovaDirs | None = None,
+        db_port: int,
         proxy_headers: bool = False,
     ) -> None:
-        """nova.conf and Nova's own api-paste.ini; `databases` names whose sqlite files to use
-        (default: this directory's)."""
-        dbs = databases or self
+        """nova.conf and Nova's own api-paste.ini; `db_port`: the stack's PostgreSQL, which
+        holds Nova's API and cell databases."""
         for sub in (self.etc, self.app_log.parent, self.base / "state", self.base / "locks"):
             sub.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(paths.nova.venv / "etc" / "nova" / "api-paste.ini", self.paste)
@@ -87,10 +82,10 @@ auth_strategy = keystone
 api_paste_config = {self.paste}
 
 [api_database]
-connection = sqlite:///{dbs.api_db}
+connection = {postgres.url(db_port, API_DATABASE, postgres.SQLALCHEMY_DRIVER)}
 
 [database]
-connection = sqlite:///{dbs.cell_db}
+connection = {postgres.url(db_port, CELL_DATABASE, postgres.SQLALCHEMY_DRIVER)}
 
 [glance]
 api_servers = {glance_url}
@@ -119,19 +114,14 @@ enforce_new_defaults = true
         )
 
 
-def sync_databases(paths: StackPaths, dirs: NovaDirs, log: Path) -> None:
-    """``nova-manage api_db sync`` and ``db sync --local_cell`` (once, into the templates)."""
+def sync_databases(paths: StackPaths, dirs: NovaDirs, db_port: int, log: Path) -> None:
+    """``nova-manage api_db sync`` and ``db sync --local_cell`` (once, into the template
+    cluster listening on `db_port`)."""
     dirs.write(
         paths, keystone_url="http://127.0.0.1:1", glance_url="http://127.0.0.1:1",
-        service_password="unused",
+        service_password="unused", db_port=db_port,
     )  # fmt: skip
     manage: list[str | Path] = [paths.nova.bin / "nova-manage", "--config-file", dirs.conf]
     env = {**os.environ, **_MANAGE_ENV}
     run_logged([*manage, "api_db", "sync"], log, env=env)
     run_logged([*manage, "db", "sync", "--local_cell"], log, env=env)
-
-
-def copy_databases(template: NovaDirs, dirs: NovaDirs) -> None:
-    dirs.base.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(template.api_db, dirs.api_db)
-    shutil.copyfile(template.cell_db, dirs.cell_db)

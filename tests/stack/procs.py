@@ -43,8 +43,13 @@ def run_logged(
     *,
     env: Mapping[str, str] | None = None,
     timeout: float = 900.0,
+    user: int | None = None,
+    group: int | None = None,
 ) -> None:
-    """Run a command to completion, appending its output to `log`; raise with the tail."""
+    """Run a command to completion, appending its output to `log`; raise with the tail.
+
+    `user` and `group` (ids) run it as another account, without root's other groups.
+    """
     log.parent.mkdir(parents=True, exist_ok=True)
     argv = [str(part) for part in cmd]
     with log.open("ab") as out:
@@ -59,6 +64,9 @@ def run_logged(
                 env=None if env is None else dict(env),
                 timeout=timeout,
                 check=False,
+                user=user,
+                group=group,
+                extra_groups=None if user is None else [],
             )
         except subprocess.TimeoutExpired as exc:
             raise StackError(f"timed out after {timeout}s: {argv}\n{tail(log)}") from exc
@@ -74,8 +82,28 @@ def free_port(host: str) -> int:
         return port
 
 
+def succeeds(cmd: Sequence[str], *, user: int | None = None, group: int | None = None) -> bool:
+    """True if a short command exits 0 (as another account, like `run_logged`)."""
+    result = subprocess.run(
+        cmd,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        check=False,
+        timeout=30,
+        user=user,
+        group=group,
+        extra_groups=None if user is None else [],
+    )
+    return result.returncode == 0
+
+
 def spawn(
-    cmd: Sequence[str | Path], log: Path, *, env: Mapping[str, str]
+    cmd: Sequence[str | Path],
+    log: Path,
+    *,
+    env: Mapping[str, str],
+    user: int | None = None,
+    group: int | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start a server in its own session so that it, and its workers, stop as a group."""
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -87,6 +115,9 @@ def spawn(
             stderr=subprocess.STDOUT,
             env=dict(env),
             start_new_session=True,
+            user=user,
+            group=group,
+            extra_groups=None if user is None else [],
         )
 
 
@@ -149,10 +180,12 @@ def group_leaders_in(cwd: Path) -> list[int]:
     return leaders
 
 
-def stop_group(pid: int, timeout: float = STOP_TIMEOUT) -> None:
-    """SIGTERM the process group led by `pid` (a server we spawned); SIGKILL if it lingers."""
+def stop_group(
+    pid: int, timeout: float = STOP_TIMEOUT, first_signal: signal.Signals = signal.SIGTERM
+) -> None:
+    """Signal the process group led by `pid` (a server we spawned); SIGKILL if it lingers."""
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGTERM)
+        os.killpg(pid, first_signal)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not _group_alive(pid):

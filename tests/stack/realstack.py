@@ -2,11 +2,11 @@
 
 `ensure_up` is the one entry point for both the CLI and the pytest fixtures: it installs
 the pinned virtualenvs if needed, reuses a running healthy stack named by the state file,
-or starts a fresh one (new run directory, free ports, Keystone provisioned through its
-API, Glance and Nova's compute API with keystonemiddleware against it). `start_nova`
-starts a further Nova on the same databases (another configuration of it). Every failure
-raises `StackError` with the relevant log tail; nothing is ever skipped. It must not seed
-images (see `seed`).
+or starts a fresh one (new run directory, free ports, PostgreSQL from the template cluster,
+Keystone provisioned through its API, Glance and Nova's compute API on PostgreSQL with
+keystonemiddleware against Keystone). `start_nova` starts a further Nova on the same
+databases (another configuration of it). Every failure raises `StackError` with the
+relevant log tail; nothing is ever skipped. It must not seed images (see `seed`).
 """
 
 from __future__ import annotations
@@ -16,13 +16,14 @@ import shutil
 import subprocess
 import tempfile
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.stack import identity, nova
+from tests.stack import identity, nova, postgres
 from tests.stack.configs import GLANCE_TOKEN_CACHE_TIME, GlanceDirs, KeystoneDirs
 from tests.stack.info import OutdatedState, StackInfo
-from tests.stack.install import copy_templates, ensure_installed, nova_template
+from tests.stack.install import copy_templates, ensure_installed
 from tests.stack.layout import HOST, StackPaths
 from tests.stack.procs import (
     StackError,
@@ -105,6 +106,7 @@ def healthy(info: StackInfo) -> bool:
     return (
         pid_runs_in(info.keystone_pid, info.run_dir)
         and pid_runs_in(info.glance_pid, info.run_dir)
+        and pid_runs_in(info.db_pid, info.db_dir)
         and pid_runs_in(info.nova_pid, info.run_dir)
         and http_ok(f"{info.keystone_url}/v3")
         and http_ok(f"{info.glance_url}/healthcheck")
@@ -113,10 +115,12 @@ def healthy(info: StackInfo) -> bool:
 
 
 def stop(info: StackInfo) -> None:
-    """Stop every server (only pids still running in this stack's run dir)."""
+    """Stop every server (only pids still running in this stack's run dir), then the database."""
     for pid in (info.nova_pid, info.glance_pid, info.keystone_pid):
         if pid_runs_in(pid, info.run_dir):
             stop_group(pid)
+    postgres.stop(info.db_pid, info.db_dir)
+    postgres.discard(info.db_dir)
     (info.run_dir / "state.json").unlink(missing_ok=True)
 
 
@@ -158,6 +162,7 @@ def _start(paths: StackPaths, timings: dict[str, float]) -> RunningStack:
     if paths.run.exists():
         for pid in group_leaders_in(paths.run):
             stop_group(pid)
+        postgres.stop_stale(paths.run)
         shutil.rmtree(paths.run)
     keystone = KeystoneDirs(paths.run / "keystone")
     glance = GlanceDirs(paths.run / "glance")
@@ -166,10 +171,16 @@ def _start(paths: StackPaths, timings: dict[str, float]) -> RunningStack:
         g_port = free_port(HOST)
     keystone_url, glance_url = f"http://{HOST}:{ks_port}", f"http://{HOST}:{g_port}"
     procs: list[subprocess.Popen[bytes]] = []
+    paths.run.mkdir(parents=True)
+    # PostgreSQL (a copy of the template cluster) starts while Keystone bootstraps.
+    pool = ThreadPoolExecutor(max_workers=1)
+    db_start = pool.submit(
+        postgres.start, paths.templates / "postgres", paths.run, paths.run / "postgres.log"
+    )
     try:
         mark = time.monotonic()
         keystone.write()
-        copy_templates(paths, keystone, glance)
+        copy_templates(paths, keystone)
         identity.bootstrap(paths, keystone, keystone_url)
         timings["keystone_bootstrap"] = time.monotonic() - mark
         cmd = _gunicorn(
@@ -186,8 +197,13 @@ def _start(paths: StackPaths, timings: dict[str, float]) -> RunningStack:
         mark = time.monotonic()
         ident = identity.provision(keystone_url, glance_url)
         timings["keystone_provision"] = time.monotonic() - mark
+        mark = time.monotonic()
+        db = db_start.result()
+        timings["postgres_wait"] = time.monotonic() - mark
 
-        glance.write(keystone_url, identity.password("glance"))
+        glance.write(
+            keystone_url, identity.password("glance"), db.url("glance", postgres.SQLALCHEMY_DRIVER)
+        )
         cmd = _gunicorn(
             paths.glance.bin, g_port, glance.pid_file, "glance.wsgi.api:application", paths.run
         )
@@ -195,12 +211,12 @@ def _start(paths: StackPaths, timings: dict[str, float]) -> RunningStack:
         procs.append(spawn(cmd, glance.server_log, env=env))
         # Nova imports while Glance does: both are seconds of CPU-bound start-up.
         nova_dirs = nova.NovaDirs(paths.run / "nova")
-        nova.copy_databases(nova_template(paths), nova_dirs)
         nova_dirs.write(
             paths,
             keystone_url=keystone_url,
             glance_url=glance_url,
             service_password=identity.password(nova.SERVICE_USER),
+            db_port=db.port,
         )
         pending_nova = _spawn_nova(paths, nova_dirs, paths.run)
         procs.append(pending_nova.proc)
@@ -218,7 +234,10 @@ def _start(paths: StackPaths, timings: dict[str, float]) -> RunningStack:
             project_ids=ident.project_ids,
             user_ids=ident.user_ids,
             run_dir=paths.run,
-            glance_db=glance.db,
+            db_port=db.port,
+            db_pid=db.pid,
+            db_dir=db.data,
+            glance_db_url=db.url("glance"),
             glance_data_dir=glance.images,
             glance_staging_dir=glance.staging,
             keystone_db=keystone.db,
@@ -227,6 +246,7 @@ def _start(paths: StackPaths, timings: dict[str, float]) -> RunningStack:
                 "glance-server": glance.server_log,
                 "keystone": keystone.app_log,
                 "keystone-server": keystone.server_log,
+                "postgres": paths.run / "postgres.log",
                 "nova": nova_dirs.app_log,
                 "nova-server": nova_dirs.server_log,
             },
@@ -243,8 +263,23 @@ def _start(paths: StackPaths, timings: dict[str, float]) -> RunningStack:
         for proc in procs:
             stop_group(proc.pid)
             proc.wait(timeout=30)
+        _discard(db_start)
         raise
+    finally:
+        pool.shutdown()
+    if db.proc is not None:
+        procs.append(db.proc)
     return RunningStack(info, started=True, timings=timings, procs=procs)
+
+
+def _discard(db_start: Future[postgres.Server]) -> None:
+    """Stop and remove the database server of a start that failed, once it is up."""
+    try:
+        db = db_start.result()
+    except Exception:  # its own failure is not the one being raised
+        return
+    db.stop()
+    postgres.discard(db.data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,14 +338,13 @@ def start_nova(
     restart stops a leftover one.
     """
     paths = paths or StackPaths.from_env()
-    stack_nova = nova.NovaDirs(info.nova_dir)
     dirs = nova.NovaDirs(Path(tempfile.mkdtemp(prefix="nova-", dir=info.run_dir)))
     dirs.write(
         paths,
         keystone_url=info.keystone_url,
         glance_url=info.glance_url,
         service_password=identity.password(nova.SERVICE_USER),
-        databases=stack_nova,
+        db_port=info.db_port,
         proxy_headers=proxy_headers,
     )
     return _spawn_nova(paths, dirs, info.run_dir).wait()

@@ -1,9 +1,10 @@
-"""Put images into the stack's Glance: through its API with real tokens, or its sqlite db.
+"""Put images into the stack's Glance: through its API with real tokens, or its database.
 
 `GlanceApi` drives Glance v2 as a user would (create, upload, stage, import, deactivate,
-share, hide, delete, list). The module functions write Glance's sqlite database directly,
-and only for what the API cannot do (docs/glance.md §10): the statuses ``killed``,
-``saving``, ``importing``, ``pending_delete``/``deleted`` with ``deleted=0`` and unknown
+share, hide, delete, list). The module functions write Glance's PostgreSQL database
+directly (docs/stack.md §8), and only for what the API cannot do (docs/glance.md §10): the
+statuses ``killed``,
+``saving``, ``importing``, ``pending_delete``/``deleted`` with ``deleted`` false and unknown
 strings (`set_status`), thousands of rows at once (`bulk_insert`), and `wipe`.
 It must not decide what a catalogue contains (see `catalogue`).
 """
@@ -12,13 +13,16 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlencode
+
+import psycopg
+from psycopg import sql
 
 from tests.stack.info import StackInfo
 from tests.stack.procs import StackError, tail
@@ -55,7 +59,7 @@ class GlanceApi:
             content_type=content_type,
         )
         if ok and resp.status >= 500 and resp.status not in ok:
-            # Glance's 500 body says nothing; its log says why (a locked sqlite, a store error).
+            # Glance's 500 body says nothing; its log says why (a database or store error).
             raise StackError(f"expected {ok}: {resp.describe()}\n{tail(self.stack.logs['glance'])}")
         return expect(resp, *ok) if ok else resp
 
@@ -93,9 +97,9 @@ class GlanceApi:
     ) -> None:
         """Wait until every task on the image has finished writing.
 
-        Glance's import task sets the image active and then still writes its own status.
-        A request that writes sqlite in that gap fails with ``database is locked`` (500),
-        so the next seeding step must not start before the task says success or failure.
+        Glance's import task sets the image active and then still writes its own status
+        and the image's import properties; the next seeding step must not race those
+        writes, so it waits until the task says success or failure.
         """
         deadline = time.monotonic() + timeout
         path = f"/v2/images/{image_id}/tasks"
@@ -189,26 +193,26 @@ def _json(value: object) -> bytes:
 
 
 @contextmanager
-def _db(stack: StackInfo) -> Iterator[sqlite3.Connection]:
+def _db(stack: StackInfo) -> Iterator[psycopg.Connection[Any]]:
     """A write transaction on Glance's database, committed on success."""
-    with closing(sqlite3.connect(stack.glance_db, timeout=30.0)) as conn, conn:
+    with psycopg.connect(stack.glance_db_url, connect_timeout=30) as conn:
         yield conn
 
 
-def _stamp(moment: datetime) -> str:
-    """SQLAlchemy's sqlite DATETIME text: naive UTC with microseconds."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+def _stamp(moment: datetime) -> datetime:
+    """Glance's timestamps: naive UTC (``timestamp without time zone``)."""
+    return moment.astimezone(UTC).replace(tzinfo=None)
 
 
 def set_status(stack: StackInfo, image_id: str, status: str) -> None:
-    """Give an image a status the API cannot produce; the row stays ``deleted=0`` (visible)."""
+    """Give an image a status the API cannot produce; the row stays ``deleted`` false."""
     with _db(stack) as conn:
         cur = conn.execute(
-            "UPDATE images SET status = ?, updated_at = ? WHERE id = ?",
+            "UPDATE images SET status = %s, updated_at = %s WHERE id = %s",
             (status, _stamp(datetime.now(UTC)), image_id),
         )
         if cur.rowcount != 1:
-            raise StackError(f"no image {image_id} in {stack.glance_db}")
+            raise StackError(f"no image {image_id} in Glance's database")
 
 
 def bulk_insert(
@@ -221,7 +225,7 @@ def bulk_insert(
     status: str = "active",
     properties: Mapping[str, str] | None = None,
 ) -> list[str]:
-    """Insert `n` images owned by project id `owner` straight into sqlite; return their ids.
+    """Insert `n` images owned by project id `owner` straight into the database; return ids.
 
     Names are ``<prefix>-00000``…; ``created_at`` ascends by one millisecond per image and
     ends just before now (so the newest bulk image lists first), ``updated_at`` is 500 µs
@@ -232,29 +236,32 @@ def bulk_insert(
     distros = ("cirros", "ubuntu", "fedora")
     ids = [str(uuid.uuid4()) for _ in range(n)]
     image_rows = []
-    prop_rows: list[tuple[str, str, str, str, str]] = []
+    prop_rows: list[tuple[str, str, str, datetime, datetime, bool]] = []
     for i, image_id in enumerate(ids):
         created = now - timedelta(milliseconds=n - i)
         stamps = (_stamp(created), _stamp(created + timedelta(microseconds=500)))
         size = 1024 + i if status == "active" else None
         image_rows.append(
             (image_id, f"{name_prefix}-{i:05d}", size, status, *stamps, "qcow2", "bare",
-             owner, i % 10, (i % 4) * 512, size, visibility)
+             owner, i % 10, (i % 4) * 512, size, visibility, False, False, False)
         )  # fmt: skip
         props = {"bulk_index": str(i), "os_distro": distros[i % 3], **(properties or {})}
-        prop_rows.extend((image_id, key, value, *stamps) for key, value in props.items())
-    with _db(stack) as conn:
-        conn.executemany(
-            "INSERT INTO images (id, name, size, status, created_at, updated_at, disk_format,"
+        prop_rows.extend((image_id, key, value, *stamps, False) for key, value in props.items())
+    with _db(stack) as conn, conn.cursor() as cur:
+        # COPY: thousands of rows in one round trip.
+        with cur.copy(
+            "COPY images (id, name, size, status, created_at, updated_at, disk_format,"
             " container_format, owner, min_disk, min_ram, virtual_size, visibility, deleted,"
-            " protected, os_hidden) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0)",
-            image_rows,
-        )
-        conn.executemany(
-            "INSERT INTO image_properties (image_id, name, value, created_at, updated_at, deleted)"
-            " VALUES (?, ?, ?, ?, ?, 0)",
-            prop_rows,
-        )
+            " protected, os_hidden) FROM STDIN"
+        ) as copy:
+            for row in image_rows:
+                copy.write_row(row)
+        with cur.copy(
+            "COPY image_properties (image_id, name, value, created_at, updated_at, deleted)"
+            " FROM STDIN"
+        ) as copy:
+            for prop in prop_rows:
+                copy.write_row(prop)
     return ids
 
 
@@ -266,9 +273,11 @@ def purge(stack: StackInfo, image_ids: Sequence[str]) -> None:
     with _db(stack) as conn:
         for table in (*_IMAGE_TABLES, "images"):
             column = "id" if table == "images" else "image_id"
-            conn.executemany(
-                f"DELETE FROM {table} WHERE {column} = ?",  # noqa: S608 - fixed names
-                [(image_id,) for image_id in image_ids],
+            conn.execute(
+                sql.SQL("DELETE FROM {} WHERE {} = ANY(%s)").format(
+                    sql.Identifier(table), sql.Identifier(column)
+                ),
+                (list(image_ids),),
             )
     for image_id in image_ids:
         for store in (stack.glance_data_dir, stack.glance_staging_dir):
@@ -279,7 +288,7 @@ def wipe(stack: StackInfo) -> None:
     """Remove every image, member, tag, location and task; empty the fs and staging stores."""
     with _db(stack) as conn:
         for table in (*_IMAGE_TABLES, "task_info", "tasks", "images"):
-            conn.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
+            conn.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(table)))
     for store in (stack.glance_data_dir, stack.glance_staging_dir):
         for entry in store.iterdir():
             if entry.is_dir():

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from ipaddress import ip_network
+
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -114,7 +116,7 @@ def test_response_filter_properties(headers: Headers) -> None:
     assert not {name.lower() for name, _ in once} & (HOP_BY_HOP | _listed(headers))
 
 
-TRUSTED = frozenset({"10.0.0.0/8", "192.0.2.7", "2001:db8::/32"})
+TRUSTED = frozenset(map(ip_network, ("10.0.0.0/8", "192.0.2.7", "2001:db8::/32")))
 
 
 @pytest.mark.parametrize(

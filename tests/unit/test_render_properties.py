@@ -21,8 +21,7 @@ from hypothesis import strategies as st
 
 from bench.catalogue import make_image
 from shim.faults import BadUpstreamResponse
-from shim.legacy import render
-from shim.legacy.render import PageRenderer
+from shim.legacy.render import PageRenderer, select_renderer
 from shim.legacy.views import FALLBACK_SCHEMA, ImageSchema, link_context
 
 pytestmark = pytest.mark.hypothesis
@@ -35,6 +34,7 @@ if os.environ.get("SHIM_RENDER_SANITIZERS"):
 LINKS = link_context("http://shim:8774/compute", "v2.1", "4c6a1f", "http://glance:9292")
 ODD_LINKS = link_context('http://h"\\\x01é:8774', "v2", None, "http://g/\u2028")
 SCHEMA = ImageSchema(FALLBACK_SCHEMA.base - {"os_hidden"})
+C = select_renderer("c")
 
 _SCALARS = (
     st.none()
@@ -212,7 +212,7 @@ def _decoded_like_glance(images: list[dict[str, Any]]) -> list[Any]:
 
 
 def _check_page(images: list[Any], schema: ImageSchema | None, links: Any = LINKS) -> None:
-    renderer = PageRenderer(links, schema)
+    renderer = PageRenderer(links, schema, C)
     reference = _reference(renderer, images)
     fast = renderer.render_fast(images)
     if fast is not None:
@@ -226,8 +226,10 @@ def _check_page(images: list[Any], schema: ImageSchema | None, links: Any = LINK
 
 def test_the_c_renderer_is_built() -> None:
     # The project's install builds it (gcc is part of every supported build machine);
-    # without it these properties would only compare views.py with itself.
-    assert render.ACCELERATED
+    # without it these properties would only compare views.py with itself (and C above
+    # would have failed at import with RendererUnavailable).
+    assert C.name == "c"
+    assert C.accelerator is not None
 
 
 @settings(max_examples=400)
@@ -260,7 +262,7 @@ def test_glance_shaped_pages_take_the_fast_road() -> None:
     # Glance 33 page holds (bench/catalogue.py follows docs/glance.md §1).
     page = _catalogue_page(60)
     for schema in (SCHEMA, None):
-        renderer = PageRenderer(LINKS, schema)
+        renderer = PageRenderer(LINKS, schema, C)
         fast = renderer.render_fast(page)
         assert fast is not None
         assert fast == renderer.render_slow(page)
@@ -285,14 +287,14 @@ def test_plain_string_properties_take_the_fast_road(names: list[str], value: str
     if "\ud800" in value:
         return  # orjson cannot write lone surrogates: views.py decides
     page = [record]
-    renderer = PageRenderer(LINKS, SCHEMA)
+    renderer = PageRenderer(LINKS, SCHEMA, C)
     assert renderer.render_fast(page) == renderer.render_slow(page)
 
 
 def test_large_pages_and_values_grow_the_buffer() -> None:
     page = _catalogue_page(1200)
     page[3]["os_distro"] = "\x01" * 200_000  # six bytes out for each byte in
-    renderer = PageRenderer(LINKS, SCHEMA)
+    renderer = PageRenderer(LINKS, SCHEMA, C)
     fast = renderer.render_fast(page)
     assert fast is not None
     assert fast == renderer.render_slow(page)
@@ -300,8 +302,8 @@ def test_large_pages_and_values_grow_the_buffer() -> None:
 
 
 def test_an_empty_page_is_empty() -> None:
-    assert PageRenderer(LINKS, SCHEMA).render([]) == b""
-    assert PageRenderer(LINKS, None).render([]) == b""
+    assert PageRenderer(LINKS, SCHEMA, C).render([]) == b""
+    assert PageRenderer(LINKS, None, C).render([]) == b""
 
 
 def test_rendering_frees_what_it_touches() -> None:
@@ -312,7 +314,7 @@ def test_rendering_frees_what_it_touches() -> None:
     page[3]["auto_disk_config"] = " Yes "  # views._bool_from_string
     odd = [dict(page[0], created_at="yesterday")]  # steps aside, views.py raises
     encoded, odd_encoded = orjson.dumps(page), orjson.dumps(odd)
-    renderer = PageRenderer(LINKS, SCHEMA)
+    renderer = PageRenderer(LINKS, SCHEMA, C)
 
     def render_fresh_pages(times: int) -> None:
         for _ in range(times):

@@ -173,3 +173,53 @@ A value as an environment variable string: whole numbers without exponent or dec
 {{- toString . -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+TLS volumes (values `tls`): the CA bundle, the client certificate and the listener's
+certificate, each a whole Secret or ConfigMap mounted read-only (no subPath, so renewals
+reach the pod). tlsMounts are the matching volumeMounts.
+*/}}
+{{- define "nova-image-shim.tlsVolumes" -}}
+{{- $tls := .Values.tls -}}
+{{- if and $tls.caBundle.configMap $tls.caBundle.secret }}
+{{- fail "tls.caBundle: set configMap or secret, not both" }}
+{{- end }}
+{{- if $tls.caBundle.configMap }}
+- name: tls-ca
+  configMap:
+    name: {{ $tls.caBundle.configMap }}
+{{- else if $tls.caBundle.secret }}
+- name: tls-ca
+  secret:
+    secretName: {{ $tls.caBundle.secret }}
+{{- end }}
+{{- if $tls.clientSecret }}
+- name: tls-client
+  secret:
+    secretName: {{ $tls.clientSecret }}
+{{- end }}
+{{- if $tls.listenerSecret }}
+- name: tls-listener
+  secret:
+    secretName: {{ $tls.listenerSecret }}
+{{- end }}
+{{- end }}
+
+{{- define "nova-image-shim.tlsMounts" -}}
+{{- $tls := .Values.tls -}}
+{{- if or $tls.caBundle.configMap $tls.caBundle.secret }}
+- name: tls-ca
+  mountPath: /etc/nova-image-shim/tls/ca
+  readOnly: true
+{{- end }}
+{{- if $tls.clientSecret }}
+- name: tls-client
+  mountPath: /etc/nova-image-shim/tls/client
+  readOnly: true
+{{- end }}
+{{- if $tls.listenerSecret }}
+- name: tls-listener
+  mountPath: /etc/nova-image-shim/tls/listener
+  readOnly: true
+{{- end }}
+{{- end }}

@@ -1,0 +1,190 @@
+"""TLS for the tests: a private CA made on the spot, and the stack's real servers over HTTPS.
+
+`Pki` writes PEM files (trustme) into a directory: the test CA, a server certificate for
+``localhost``, ``127.0.0.1`` and ``::1``, a client certificate, and any other certificate
+a test asks for (another host name, already expired, from a CA nobody trusts).
+
+`start_https` serves the running stack's Keystone, Glance and Nova over HTTPS as well: a
+second gunicorn for each, on the same configuration, databases and keys as the plain one,
+with the test CA's server certificate, and for Glance a client certificate demanded
+(mutual TLS), as a cloud that authenticates its services would; that Glance also listens
+on ``[::1]`` (the IPv6 tests). Tokens issued by either Keystone are valid at both (one
+Fernet key repository). It adds three gunicorn start-ups (seconds each) to the run, once
+per session; nothing here changes the plain stack.
+"""
+
+from __future__ import annotations
+
+import datetime
+import socket
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trustme
+
+from tests.stack import nova
+from tests.stack.configs import GlanceDirs, KeystoneDirs
+from tests.stack.info import StackInfo
+from tests.stack.layout import HOST, StackPaths
+from tests.stack.procs import StackError, free_port, spawn, stop_group, tail
+from tests.stack.realstack import _gunicorn, _server_env
+
+SERVER_NAMES = ("localhost", "127.0.0.1", "::1")
+READY_TIMEOUT = 120.0
+
+
+@dataclass(frozen=True, slots=True)
+class Pair:
+    cert: Path
+    key: Path
+
+
+@dataclass
+class Pki:
+    """A test CA and the files it issued, under *directory*."""
+
+    directory: Path
+    ca: trustme.CA = field(default_factory=trustme.CA)
+    ca_file: Path = field(init=False)
+    server: Pair = field(init=False)
+    client: Pair = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.ca_file = self.directory / "ca.pem"
+        self.ca.cert_pem.write_to_path(str(self.ca_file))
+        self.server = self.issue("server", *SERVER_NAMES)
+        self.client = self.issue("client", "nova-image-shim")
+
+    def issue(self, name: str, *hosts: str, not_after: datetime.datetime | None = None) -> Pair:
+        leaf = self.ca.issue_cert(*hosts, not_after=not_after)
+        pair = Pair(self.directory / f"{name}.crt", self.directory / f"{name}.key")
+        pair.cert.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
+        pair.key.write_bytes(leaf.private_key_pem.bytes())
+        return pair
+
+    def expired(self, name: str = "expired") -> Pair:
+        yesterday = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=1)
+        return self.issue(name, *SERVER_NAMES, not_after=yesterday)
+
+    def client_context(self) -> ssl.SSLContext:
+        """What a client that trusts this CA uses (and nothing else)."""
+        return ssl.create_default_context(cafile=str(self.ca_file))
+
+    def server_context(
+        self, pair: Pair | None = None, *, client_ca: bool = False
+    ) -> ssl.SSLContext:
+        pair = pair or self.server
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(pair.cert, pair.key)
+        if client_ca:
+            context.verify_mode = ssl.CERT_REQUIRED
+            context.load_verify_locations(cafile=str(self.ca_file))
+        return context
+
+
+@dataclass
+class HttpsStack:
+    """The stack's Keystone and Glance over HTTPS (`start_https`); `close` stops them."""
+
+    keystone_url: str
+    glance_url: str
+    glance_url_v6: str  # the same Glance on [::1]
+    nova_url: str
+    procs: list[subprocess.Popen[bytes]]
+
+    def close(self) -> None:
+        for proc in self.procs:
+            stop_group(proc.pid)
+            proc.wait(timeout=30)
+        self.procs.clear()
+
+
+def start_https(info: StackInfo, pki: Pki, paths: StackPaths | None = None) -> HttpsStack:
+    """Serve *info*'s Keystone and Glance over HTTPS too (module docstring)."""
+    paths = paths or StackPaths.from_env()
+    keystone, glance = KeystoneDirs(info.run_dir / "keystone"), GlanceDirs(info.run_dir / "glance")
+    nova_dirs = nova.NovaDirs(info.nova_dir)
+    tls = [f"--certfile={pki.server.cert}", f"--keyfile={pki.server.key}"]
+    mutual = ["--cert-reqs=2", f"--ca-certs={pki.ca_file}"]
+    procs: list[subprocess.Popen[bytes]] = []
+    port_v6 = free_port_v6()
+    try:
+        urls = []
+        for name, dirs, bin_dir, app, env, extra, probe in (
+            (
+                "keystone",
+                keystone,
+                paths.keystone.bin,
+                "keystone.wsgi.api:application",
+                {"OS_KEYSTONE_CONFIG_DIR": str(keystone.etc)},
+                tls,
+                "/v3",
+            ),
+            (
+                "glance",
+                glance,
+                paths.glance.bin,
+                "glance.wsgi.api:application",
+                {"OS_GLANCE_CONFIG_DIR": str(glance.etc)},
+                tls + mutual,
+                "/healthcheck",
+            ),
+            (
+                "nova",
+                nova_dirs,
+                paths.nova.bin,
+                f"{nova.ENTRY.stem}:application",
+                {"OS_NOVA_CONFIG_DIR": str(nova_dirs.etc)},
+                [*tls, "--forwarded-allow-ips="],
+                "/",
+            ),
+        ):
+            port = free_port(HOST)
+            pid_file = dirs.base / "gunicorn_https.pid"
+            cmd = [*_gunicorn(bin_dir, port, pid_file, app, info.run_dir), *extra]
+            if name == "glance":
+                cmd.append(f"--bind=[::1]:{port_v6}")
+            log = dirs.base / "log" / "gunicorn-https.log"
+            procs.append(spawn(cmd, log, env=_server_env(env)))
+            url = f"https://{HOST}:{port}"
+            _wait_https(name, url + probe, procs[-1], log, pki)
+            urls.append(url)
+    except BaseException:
+        for proc in procs:
+            stop_group(proc.pid)
+            proc.wait(timeout=30)
+        raise
+    return HttpsStack(urls[0], urls[1], f"https://[::1]:{port_v6}", urls[2], procs)
+
+
+def free_port_v6() -> int:
+    with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
+        sock.bind(("::1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_https(name: str, url: str, proc: subprocess.Popen[bytes], log: Path, pki: Pki) -> None:
+    context = pki.client_context()
+    context.load_cert_chain(pki.client.cert, pki.client.key)
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise StackError(f"{name} (https) exited with {proc.returncode}\n{tail(log)}")
+        try:
+            with urllib.request.urlopen(url, timeout=2, context=context) as answer:
+                if answer.status < 500:
+                    return
+        except urllib.error.HTTPError as exc:
+            exc.close()
+            if exc.code < 500:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise StackError(f"{name} (https) did not answer {url} in {READY_TIMEOUT}s\n{tail(log)}")
