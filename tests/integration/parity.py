@@ -429,6 +429,21 @@ def _n1(ev: Evidence, nova: Comparable, shim: Comparable) -> bool:
     )
 
 
+def _n2(nova: Comparable, shim: Comparable) -> bool:
+    """Glance answers 500 (e.g. ``min_ram=abc`` on PostgreSQL): Nova relays glanceclient's
+    error as a 500, the shim retries and answers 503 as for an unavailable Glance (D11
+    names unreachable, timeout and 503 only)."""
+    fault, shim_fault = nova.fault(), shim.fault()
+    return (
+        fault is not None
+        and _nova_500(nova)
+        and "glanceclient.exc.HTTPInternalServerError" in fault[2]
+        and shim_fault is not None
+        and shim_fault[:2] == ("serviceUnavailable", 503)
+        and differing_parts(replace(nova, status=503, body=shim.body), shim) == []
+    )
+
+
 DEVIATIONS: Final[tuple[Deviation, ...]] = (
     Deviation("D1", "property-X filters on X, not on X with p,r,o,e,t,y,- stripped", _d1),
     Deviation("D2", "status filters on the Glance statuses shown as it", _d2),
@@ -450,6 +465,7 @@ or a broken one): they are never matched here, and reported with 0 cases."""
 
 REPORTED: Final[tuple[Deviation, ...]] = (
     Deviation("N1", "/v2: non-string value under only bad keys (Nova stringifies)", _n1),
+    Deviation("N2", "Glance 500 on a list: Nova 500, the shim 503", lambda ev, n, s: _n2(n, s)),
 )
 """Differences between Nova and the shim that the contract does not declare: named and
 counted apart (docs/nova.md appendix E) until the contract decides. Each is as narrow as

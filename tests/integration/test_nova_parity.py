@@ -89,7 +89,7 @@ class Ledger:
 _LEDGERS: dict[str, Ledger] = {mode: Ledger() for mode in MODES}
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class Differ:
     """Sends cases to Nova and to one shim, judges them, records the verdicts."""
 
@@ -98,6 +98,9 @@ class Differ:
     shim_url: str
     broken_ids: frozenset[str]
     nova_cache: dict[Request, Answer]
+
+    def __repr__(self) -> str:
+        return f"Differ({self.mode}, shim {self.shim_url})"
 
     def token(self, request: Request) -> str | None:
         if request.user is None:
