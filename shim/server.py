@@ -47,9 +47,10 @@ from aiohttp.web_request import BaseRequest
 from shim.access import ACCESS_LOGGER, AccessLogger
 from shim.app import create_app
 from shim.faults import FAULT_CONTENT_TYPE, UNEXPECTED_MESSAGE, NovaFault
-from shim.keys import RUNTIME, Runtime
+from shim.keys import RUNTIME
 from shim.legacy.render import select_renderer
 from shim.metrics import create_metrics_app
+from shim.runtime import Runtime
 from shim.settings import Address, Settings
 from shim.tls import ListenerCertificate
 

@@ -81,7 +81,13 @@ def load_yaml(path: Path) -> Any:
 
 @cache
 def servicemonitor_validator() -> jsonschema.protocols.Validator:
-    schema = json.loads((SCHEMAS / "servicemonitor-monitoring-v1.json").read_text("utf-8"))
+    return custom_validator("servicemonitor-monitoring-v1.json")
+
+
+@cache
+def custom_validator(schema_file: str) -> jsonschema.protocols.Validator:
+    """A strict validator from one of `SCHEMAS` (subsets of the CRDs' own schemas)."""
+    schema = json.loads((SCHEMAS / schema_file).read_text("utf-8"))
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)
     validator: jsonschema.protocols.Validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
@@ -95,6 +101,11 @@ def validation_errors(doc: Manifest, kube_version: str) -> list[str]:
         return [
             f"{name}: {'.'.join(map(str, error.absolute_path))}: {error.message}"
             for error in servicemonitor_validator().iter_errors(doc)
+        ]
+    if doc.get("kind") == "HTTPRoute":
+        return [
+            f"{name}: {'.'.join(map(str, error.absolute_path))}: {error.message}"
+            for error in custom_validator("httproute-gateway-v1.json").iter_errors(doc)
         ]
     try:
         kubernetes_validate.validate(doc, kube_version, strict=True)

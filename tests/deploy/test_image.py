@@ -318,6 +318,7 @@ async def test_hardened_container_serves_the_real_stack_like_the_shim_outside(
         "SHIM_PUBLIC_URL": PUBLIC_URL,
         "SHIM_GLANCE_PAGE_SIZE": str(TEST_PAGE_SIZE),
         "SHIM_WORKERS": "2",
+        "SHIM_RENDERER": "c",
     }
     with running(docker, image, env, "--tmpfs", "/tmp") as container:
         await asyncio.to_thread(container.wait_ready)
@@ -351,9 +352,12 @@ async def test_hardened_container_serves_the_real_stack_like_the_shim_outside(
         assert set(ids) <= set(catalogue.listings["alice"])
 
         events = container.events()
-    starts = [event for event in events if "renderer" in event]
-    assert starts, f"no start-up line names the renderer:\n{events[:5]}"
-    assert {event["renderer"] for event in starts} == {"c"}
+    # The start-up line: the C renderer runs (SHIM_RENDERER=c would have refused to start
+    # without it), with the settings given.
+    (starting,) = [event for event in events if event["event"] == "starting"]
+    assert (starting["renderer"], starting["renderer_setting"]) == ("c", "c")
+    assert starting["workers"] == "2"
+    assert starting["glance_url"].rstrip("/") == real_stack.glance_url.rstrip("/")
 
 
 def test_read_only_container_needs_a_tmpfs_only_for_several_workers(
