@@ -30,6 +30,7 @@ import functools
 import os
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, TypeVar, cast
@@ -290,6 +291,24 @@ def observe_upstream(upstream: str, operation: str, outcome: str, seconds: float
     metrics = get()
     metrics.child(metrics.upstream_requests, upstream, operation, outcome).inc()
     metrics.child(metrics.upstream_duration, upstream, operation).observe(seconds)
+
+
+# Outcomes primed at zero, so that rate() sees the first failure of a series (a counter's
+# first sample is its baseline: the calls that created it would be invisible otherwise).
+PRIMED_OUTCOMES: Final = ("2xx", "4xx", "5xx", "timeout", "connect_error", "error")
+
+
+def prime(calls: Iterable[tuple[str, str]], *, token_cache: bool) -> None:
+    """Create the upstream series of the *calls* (upstream, operation) this worker will make,
+    and the token-cache series when it validates tokens, at zero."""
+    metrics = get()
+    for upstream, operation in calls:
+        metrics.child(metrics.upstream_duration, upstream, operation)
+        for outcome in PRIMED_OUTCOMES:
+            metrics.child(metrics.upstream_requests, upstream, operation, outcome)
+    if token_cache:
+        for result in ("hit", "miss"):
+            metrics.child(metrics.token_cache, result)
 
 
 def token_cache(hit: bool) -> None:

@@ -11,6 +11,7 @@ import base64
 import json
 import re
 import tomllib
+from collections.abc import Collection
 from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
@@ -62,7 +63,7 @@ class Render(Protocol):
 
 
 def test_ci_scenarios_are_the_documented_ones() -> None:
-    assert set(CI_VALUES) == {"standalone", "sidecar-style", "hpa", "tls", "exposed"}
+    assert set(CI_VALUES) == {"standalone", "sidecar-style", "hpa", "tls", "exposed", "monitoring"}
     assert all(path.name.endswith("-values.yaml") for path in CI_VALUES.values())
 
 
@@ -86,8 +87,15 @@ def shim_container(docs: list[Manifest]) -> Manifest:
     return container
 
 
+def settings_configmap(docs: list[Manifest]) -> Manifest:
+    """The ConfigMap of SHIM_* settings (a scenario may render a dashboard ConfigMap too)."""
+    names = {ref["configMapRef"]["name"] for ref in shim_container(docs).get("envFrom", [])}
+    (configmap,) = (cm for cm in by_kind(docs, "ConfigMap") if cm["metadata"]["name"] in names)
+    return configmap
+
+
 def configmap_env(docs: list[Manifest]) -> dict[str, str]:
-    data: dict[str, str] = one(docs, "ConfigMap")["data"]
+    data: dict[str, str] = settings_configmap(docs)["data"]
     return data
 
 
@@ -139,10 +147,21 @@ def test_rendered_objects_pass_strict_schema_validation(
                 "Pod",
             },
         ),
+        (
+            "monitoring",
+            [
+                *BASE_KINDS,
+                "ConfigMap",  # the Grafana dashboard
+                "PodDisruptionBudget",
+                "ServiceMonitor",
+                "PrometheusRule",
+                "NetworkPolicy",
+            ],
+        ),
     ],
 )
 def test_each_scenario_renders_the_expected_kinds(
-    render: Render, scenario: str, kinds: set[str]
+    render: Render, scenario: str, kinds: Collection[str]
 ) -> None:
     docs = render(scenario)
     # One of each, but two Services: the API's and the metrics port's own.
@@ -314,7 +333,7 @@ def test_configmap_is_valid_shim_settings(render: Render, scenario: str, pki: Pk
     container = shim_container(docs)
     assert set(env_of(container)) <= {"PROMETHEUS_MULTIPROC_DIR", "SHIM_SERVICE_PASSWORD"}
     assert container["envFrom"] == [
-        {"configMapRef": {"name": one(docs, "ConfigMap")["metadata"]["name"]}}
+        {"configMapRef": {"name": settings_configmap(docs)["metadata"]["name"]}}
     ]
     if "SHIM_SERVICE_PASSWORD" in env_of(container):
         env["SHIM_SERVICE_PASSWORD"] = "from-the-secret"
