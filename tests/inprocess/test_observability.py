@@ -34,7 +34,7 @@ from shim.settings import Settings
 from tests.fakes import RecordingUpstream, Reply
 from tests.fakes.images import IMAGE_ID, glance_image
 from tests.fakes.logs import LogCapture, captured_logs
-from tests.fakes.net import refused_url
+from tests.fakes.net import raw_exchange, refused_url
 from tests.fakes.shim_server import local_settings, served_shim
 from tests.inprocess.conftest import TOKEN
 
@@ -187,17 +187,6 @@ async def nova(aiohttp_server: AiohttpServer) -> tuple[RecordingUpstream, URL]:
     return fake, await fake.start(aiohttp_server)
 
 
-async def _raw_exchange(url: URL, payload: bytes) -> bytes:
-    reader, writer = await asyncio.open_connection(url.host, url.port)
-    try:
-        writer.write(payload)
-        await writer.drain()
-        return await asyncio.wait_for(reader.read(), 5)
-    finally:
-        writer.close()
-        await writer.wait_closed()
-
-
 def _access_lines(logs: LogCapture) -> list[dict[str, Any]]:
     return [e for e in logs.events() if e.get("logger") == "shim.access"]
 
@@ -242,11 +231,11 @@ async def test_full_run_logs_no_token_and_one_access_line_per_request(
                     assert response.status == status, (method, path)
             async with client.get(shim.url / "v2.1/images") as response:  # no token
                 assert response.status == 401
-            too_long_line = await _raw_exchange(
+            too_long_line = await raw_exchange(
                 shim.url,
                 f"GET /v2.1/images?token={TOKEN}{'a' * 9000} HTTP/1.1\r\nHost: x\r\n\r\n".encode(),
             )
-            too_long_header = await _raw_exchange(
+            too_long_header = await raw_exchange(
                 shim.url,
                 f"GET /v2.1/images HTTP/1.1\r\nHost: x\r\nX-Auth-Token: {TOKEN}{'a' * 9000}"
                 "\r\n\r\n".encode(),

@@ -38,6 +38,7 @@ from shim.passthrough import (
 )
 from shim.settings import Settings
 from tests.fakes import RecordingUpstream, Reply, acquired_connections, refused_url
+from tests.fakes.net import raw_exchange
 from tests.fakes.process import served
 from tests.fakes.serving import running
 
@@ -120,20 +121,6 @@ async def client() -> AsyncIterator[aiohttp.ClientSession]:
         auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar()
     ) as session:
         yield session
-
-
-async def raw_exchange(url: URL, request: bytes) -> bytes:
-    """Send *request* bytes as-is and read until the server closes."""
-    assert url.host is not None
-    assert url.port is not None
-    reader, writer = await asyncio.open_connection(url.host, url.port)
-    try:
-        writer.write(request)
-        await writer.drain()
-        return await asyncio.wait_for(reader.read(), 10)
-    finally:
-        writer.close()
-        await writer.wait_closed()
 
 
 def parse_responses(data: bytes, head_only: tuple[bool, ...] = ()) -> list[RawResponse]:
