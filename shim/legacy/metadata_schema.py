@@ -17,6 +17,9 @@ against Nova 34, docs/nova.md appendix E).
 The empty key fails the pattern like any other key outside it (Nova 34 refuses it on
 ``/v2.1``; on ``/v2`` it passes only as part of an object whose keys all fail).
 
+A NUL character in a key or value is refused with a 400 (docs/contract.md D14): Glance
+on PostgreSQL cannot store one and answers 500, which a client would only retry.
+
 Nothing here does I/O or knows about aiohttp; every failure is a `BadRequest`.
 """
 
@@ -114,5 +117,15 @@ def _validate(field: str, body: Any, legacy_v2: bool) -> dict[str, str]:
         else:
             message = error.message
         raise BadRequest(message)
-    result: dict[str, str] = body[field]
+    items: dict[str, Any] = body[field]  # values unchecked on /v2 when every key fails
+    for key, value in items.items():
+        if "\x00" in key or (isinstance(value, str) and "\x00" in value):
+            raise BadRequest(NUL_MESSAGE.format(field=field))
+    result: dict[str, str] = items
     return result
+
+
+NUL_MESSAGE: Final = (
+    "Invalid input for field/attribute {field}. A metadata key or value contains a NUL "
+    "character, which the image service cannot store."
+)

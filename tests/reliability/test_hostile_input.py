@@ -21,6 +21,7 @@ from pytest_aiohttp import AiohttpClient, AiohttpServer
 from yarl import URL
 
 from shim.app import create_app
+from shim.legacy.metadata_schema import NUL_MESSAGE
 from shim.server import start
 from shim.settings import Address, Settings
 from tests.fakes import RecordedRequest, RecordingUpstream, Reply
@@ -467,16 +468,17 @@ async def test_metadata_values_round_trip_through_the_real_glance(
                 assert response.status == 400, metadata
                 fault = await response.json()
                 assert reason in fault["badRequest"]["message"]
-        # A NUL inside a value: the shim passes it on; whatever Glance decides, the client
-        # gets a success or a Nova 400, never a 5xx, and a stored value reads back intact.
+        # A NUL inside a value: Glance on PostgreSQL cannot store one (its 500 would reach
+        # the client as a 503 to retry forever), so the shim refuses it (contract.md D14).
         for value in ("a\x00b", "\x00"):
             async with client.put(
                 f"{url}/nul", json={"meta": {"nul": value}}, headers=auth
             ) as response:
-                assert response.status in (200, 400), await response.text()
-                if response.status == 200:
-                    async with client.get(f"{url}/nul", headers=auth) as item:
-                        assert (await item.json()) == {"meta": {"nul": value}}
+                assert response.status == 400, await response.text()
+                fault = await response.json()
+                assert fault["badRequest"]["message"] == NUL_MESSAGE.format(field="meta")
+            async with client.get(f"{url}/nul", headers=auth) as item:
+                assert item.status == 404  # nothing was written
         # A key ending in a newline slips past "$" in Nova's key pattern (Python's "$"
         # also matches before a final "\n"): it must still be a 200 or a 400, never 5xx.
         async with client.post(url, json={"metadata": {"nl\n": "v"}}, headers=auth) as r:

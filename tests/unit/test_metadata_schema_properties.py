@@ -85,6 +85,11 @@ def _acceptable(body: Any, field: str, legacy_v2: bool, exactly_one: bool) -> bo
     inner = body[field]
     if not isinstance(inner, dict) or (exactly_one and len(inner) != 1):
         return False
+    if any(
+        "\x00" in key or (isinstance(value, str) and "\x00" in value)
+        for key, value in inner.items()
+    ):
+        return False  # contract.md D14: Glance on PostgreSQL cannot store a NUL
     if _unchecked(body, field, legacy_v2):
         return True
     return all(
@@ -129,6 +134,8 @@ def _check(body: Any, field: str, legacy_v2: bool) -> None:
 @example(body={"metadata": {"": "x", "empty-key": 1}}, legacy_v2=False)
 @example(body={"metadata": {}, "extra": None}, legacy_v2=True)
 @example(body=None, legacy_v2=False)
+@example(body={"metadata": {"k": "a\x00b"}}, legacy_v2=False)
+@example(body={"metadata": {"\x00": "v"}}, legacy_v2=True)
 def test_any_metadata_body_validates_or_is_a_bad_request(body: Any, legacy_v2: bool) -> None:
     _check(body, "metadata", legacy_v2)
 
