@@ -158,12 +158,17 @@ def expected(kind: Kind, fault: Fault) -> Expect:
             return Expect(504, "computeFault")
         if fault.startswith("http"):
             return Expect(int(fault[4:]))  # Nova's own answer, relayed
-        if fault in ("truncated", "reset"):
-            return Expect(None)
+        if fault == "truncated":
+            # JSON of known length is held whole to keep its links on the shim (at most
+            # 1 MiB): cut short, nothing was sent yet, so it is a clean 502.
+            return Expect(502, "computeFault")
+        if fault == "reset":
+            return Expect(None)  # of unknown length: streamed, so only an abort is honest
         if fault == "reset_early":
             return Expect(502, "computeFault")
-        # Relayed untouched and in full: the shim parses no Nova body and a stream that
-        # keeps making progress has no total deadline (contract.md §4, §6).
+        # Relayed in full: the shim parses no Nova body (JSON links are rewritten as it
+        # streams) and a stream that keeps making progress has no total deadline
+        # (contract.md §4, §6).
         return Expect(200, deadline=None)
     # token validation (keystone mode): Keystone failing never lets a request through.
     if fault == "refused":
@@ -294,6 +299,7 @@ async def test_fault(
         metrics_listen=None,
         glance_page_size=2,
         glance_timeout=TIMEOUT,
+        keystone_timeout=TIMEOUT,
         connect_timeout=TIMEOUT / 2,
         nova_read_timeout=TIMEOUT,
         glance_retries=RETRIES,
