@@ -1,14 +1,13 @@
 """What happened during one request: the access line, request metrics, upstream timings.
 
-* `observe_middleware` (outermost) opens a `RequestRecord` for the request: its route
-  template, whether it is a legacy image route, and the caller's credentials bound for
-  log redaction. It counts the request in flight.
+* `observe_middleware` (outermost) matches the legacy route table once and stores the
+  result on the request (``LEGACY_TARGET``, for the limits and dispatch), opens a
+  `RequestRecord`: its route template, whether it is a legacy image route, and the
+  caller's credentials bound for log redaction. It counts the request in flight.
 * `note_upstream` is called by `shim.upstream` for every call to Glance, Keystone or Nova,
   timed (to its response headers, or its failure), counted in
   ``nova_image_shim_upstream_*`` and noted on the current record (a context variable, so
   GlanceClient, auth and the passthrough need no hook).
-* `on_prepare` adds the deprecation headers to legacy image answers and remembers the
-  response (for requests that end in a disconnect).
 * `AccessLogger` (aiohttp's ``access_log_class``) writes exactly one line per request once
   the answer is sent, and records the request metrics. Requests that never finish
   normally (client gone, handler cancelled at shutdown) are logged by the middleware
@@ -21,13 +20,10 @@ Nothing here logs a header value, a query string (only its length) or a body.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import functools
 import logging
 import re
 from collections.abc import Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass, field
 from typing import Final
 
 import aiohttp
@@ -40,10 +36,12 @@ from yarl import URL
 from shim import metrics
 from shim.faults import Handler
 from shim.glance import glance_operation
-from shim.keys import DEPRECATION_HEADERS, OBSERVED, SETTINGS
-from shim.legacy.microversion import LEGACY_HEADER, STANDARD_HEADER, parse_max
-from shim.legacy.paths import LegacyTarget, match_legacy
+from shim.keys import LEGACY_TARGET, MAX_VERSION, OBSERVED, SETTINGS
+from shim.legacy.microversion import LEGACY_HEADER, STANDARD_HEADER
+from shim.legacy.paths import LegacyTarget
+from shim.legacy.table import match_legacy, route_label
 from shim.observability import bind_request_secrets, scrub
+from shim.record import RequestRecord, UpstreamCall
 from shim.user_agents import client_label
 
 ACCESS_LOGGER: Final = "shim.access"
@@ -53,66 +51,12 @@ _STDLIB_ACCESS: Final = logging.getLogger(ACCESS_LOGGER)
 PASSTHROUGH_ROUTE: Final = "passthrough"
 DISCOVERY_ROUTE: Final = "discovery"
 NOT_FOUND_ROUTE: Final = "not_found"
-LEGACY_NOT_FOUND_ROUTE: Final = "legacy_not_found"
 MALFORMED_ROUTE: Final = "malformed"
 CLIENT_CLOSED: Final = 499  # nginx's convention: the client went away before the answer
-MAX_LOGGED_UPSTREAM_CALLS: Final = 10
 MAX_LOGGED_TEXT: Final = 256
 _UPSTREAM_ID_RE: Final = re.compile(r"^req-[0-9a-f-]{36}$")
 _DISCOVERY_PATHS: Final = frozenset({"/", "/v2", "/v2/", "/v2.1", "/v2.1/"})
 _SECRET_HEADERS: Final = ("X-Auth-Token", "X-Subject-Token", "X-Service-Token", "Authorization")
-_IMAGE_SUFFIX: Final = "/images/{image_id}"
-_METADATA_SUFFIX: Final = _IMAGE_SUFFIX + "/metadata"
-_ACTION_SUFFIXES: Final = {
-    "index": "/images",
-    "detail": "/images/detail",
-    "show": _IMAGE_SUFFIX,
-    "delete": _IMAGE_SUFFIX,
-    "meta_index": _METADATA_SUFFIX,
-    "meta_create": _METADATA_SUFFIX,
-    "meta_update_all": _METADATA_SUFFIX,
-    "meta_show": _METADATA_SUFFIX + "/{key}",
-    "meta_update": _METADATA_SUFFIX + "/{key}",
-    "meta_delete": _METADATA_SUFFIX + "/{key}",
-}
-
-
-@dataclass(frozen=True, slots=True)
-class UpstreamCall:
-    service: str
-    operation: str
-    status: int | None
-    outcome: str
-    seconds: float
-    request_id: str | None = None  # the upstream's own x-openstack-request-id
-
-
-@dataclass(slots=True)
-class RequestRecord:
-    route: str
-    legacy: bool
-    started: float
-    max_version: tuple[int, int] = (2, 1)
-    target: LegacyTarget | None = None  # match_legacy's answer, computed once
-    project_id: str | None = None
-    user_id: str | None = None
-    # The caller's project for the legacy-caller series: the token's (keystone,
-    # trusted-headers) or the URL's (passthrough); None when unknown.
-    caller_project: str | None = None
-    caller_projects_max: int = 0
-    calls: list[UpstreamCall] = field(default_factory=list)
-    call_count: int = 0
-    upstream_seconds: float = 0.0
-    response: web.StreamResponse | None = None
-    logged: bool = False
-
-    def add_call(self, call: UpstreamCall) -> None:
-        self.call_count += 1
-        self.upstream_seconds += call.seconds
-        if len(self.calls) < MAX_LOGGED_UPSTREAM_CALLS:
-            self.calls.append(call)
-
-
 _current: ContextVar[RequestRecord | None] = ContextVar("shim_request_record", default=None)
 
 
@@ -126,22 +70,11 @@ def route_of(method: str, path: str, *, passthrough: bool) -> tuple[str, bool]:
     return _route_for(match_legacy(method, path), method, path, passthrough=passthrough)
 
 
-def legacy_target(request: web.Request) -> LegacyTarget | None:
-    """`match_legacy` for *request*, as `observe_middleware` matched it once."""
-    record: RequestRecord | None = request.get(OBSERVED)
-    if record is None:
-        return match_legacy(request.method, request.path)
-    return record.target
-
-
 def _route_for(
     target: LegacyTarget | None, method: str, path: str, *, passthrough: bool
 ) -> tuple[str, bool]:
     if target is not None:
-        if target.action is None:
-            return LEGACY_NOT_FOUND_ROUTE, True
-        prefix = f"/{target.prefix}" + ("/{project_id}" if target.project_id else "")
-        return prefix + _ACTION_SUFFIXES[target.action], True
+        return route_label(target), True
     if passthrough:
         return PASSTHROUGH_ROUTE, False
     if method in ("GET", "HEAD") and path in _DISCOVERY_PATHS:
@@ -149,26 +82,16 @@ def _route_for(
     return NOT_FOUND_ROUTE, False
 
 
-def note_identity(request: web.Request, project_id: str | None, user_id: str | None) -> None:
-    """Record who the caller is, once known (keystone and trusted-headers modes)."""
-    record = request.get(OBSERVED)
-    if record is not None:
-        record.project_id = project_id
-        record.user_id = user_id
-        if project_id is not None:
-            record.caller_project = project_id
-
-
 @web.middleware
 async def observe_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     settings = request.app[SETTINGS]
     method, path = request.method, request.path
     target = match_legacy(method, path)
+    if target is not None:
+        request[LEGACY_TARGET] = target
     route, legacy = _route_for(target, method, path, passthrough=settings.nova_url is not None)
     loop = asyncio.get_running_loop()
-    record = RequestRecord(
-        route, legacy, loop.time(), _max_version(settings.max_microversion), target
-    )
+    record = RequestRecord(route, legacy, loop.time(), request.app[MAX_VERSION])
     record.caller_projects_max = settings.caller_projects_max
     if target is not None and settings.auth == "passthrough":
         # Nobody vouches for the caller's project in this mode: the URL's is all there is.
@@ -194,17 +117,6 @@ async def observe_middleware(request: web.Request, handler: Handler) -> web.Stre
         raise
     finally:
         in_flight.dec()
-
-
-async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
-    """``on_response_prepare``: deprecation headers on legacy answers; remember *response*."""
-    record = request.get(OBSERVED)
-    if record is None:
-        return
-    record.response = response
-    if record.legacy:
-        for name, value in request.app[DEPRECATION_HEADERS]:
-            response.headers.add(name, value)
 
 
 class AccessLogger(AbstractAccessLogger):
@@ -300,14 +212,6 @@ def _response_version(headers: Mapping[str, str]) -> str | None:
     if standard and standard.lower().startswith("compute "):
         return standard[8:]
     return None
-
-
-@functools.cache
-def _max_version(setting: str) -> tuple[int, int]:
-    with contextlib.suppress(ValueError):
-        top = parse_max(setting)
-        return (top.major, top.minor)
-    return (2, 1)
 
 
 # --- upstream calls -----------------------------------------------------------------------

@@ -15,7 +15,7 @@ import aiohttp
 from aiohttp import hdrs, web
 from yarl import URL
 
-from shim.access import legacy_target, observe_middleware, on_prepare
+from shim.access import observe_middleware
 from shim.catalog import EndpointCache
 from shim.context import request_id_middleware, stamp_response
 from shim.deprecation import deprecation_headers
@@ -28,20 +28,23 @@ from shim.keys import (
     GLANCE_CLIENTS,
     GLANCE_LINK_BASE,
     KEYSTONE,
+    LEGACY_TARGET,
+    MAX_VERSION,
     NOVA_SESSION,
     PASSTHROUGH,
     RENDERER,
     RUNTIME,
     SESSION,
     SETTINGS,
-    Runtime,
 )
 from shim.keystone import Keystone
+from shim.legacy.microversion import parse_max
 from shim.legacy.render import select_renderer
-from shim.legacy.routes import serve_legacy
+from shim.legacy.table import serve_legacy
 from shim.legacy.views import glance_base_url
 from shim.limits import limits_middleware
 from shim.passthrough import proxy
+from shim.runtime import Runtime
 from shim.settings import Settings
 from shim.tls import UpstreamTrust
 from shim.upstream import upstream_session
@@ -64,12 +67,12 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[RENDERER] = select_renderer(settings.renderer)
     app[RUNTIME] = Runtime()
+    app[MAX_VERSION] = parse_max(settings.max_microversion)
     app[DEPRECATION_HEADERS] = deprecation_headers(
         settings.deprecation, settings.sunset, settings.deprecation_link
     )
     app.cleanup_ctx.append(upstreams)
     app.on_response_prepare.append(stamp_response)
-    app.on_response_prepare.append(on_prepare)
     app.router.add_route("*", r"/{tail:[\s\S]*}", dispatch, expect_handler=expect_continue)
     return app
 
@@ -134,7 +137,7 @@ async def expect_continue(request: web.Request) -> None:
 
 
 async def dispatch(request: web.Request) -> web.StreamResponse:
-    target = legacy_target(request)
+    target = request.get(LEGACY_TARGET)
     if target is not None:
         return await serve_legacy(request, target)
     settings = request.app[SETTINGS]
@@ -145,7 +148,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         except NovaFault:
             request[PASSTHROUGH] = False  # our own fault: stamp it like any other
             raise
-    document = await discovery_handler(request, settings)
+    document = await discovery_handler(request, settings, request.app[MAX_VERSION])
     if document is None:
         raise ItemNotFound()
     return document

@@ -1,11 +1,13 @@
-"""Request-id middleware and the response-prepare hook that stamps the shim's headers.
+"""Request-id middleware and the one response-prepare hook, which stamps the shim's headers.
 
 A well-formed ``X-Openstack-Request-Id`` from the client is kept (so a trace can span
 client, shim and Glance); anything else is replaced by a fresh ``req-<uuid>``. Every
 answer the shim itself produces (success, fault or stream) carries it as
 ``x-openstack-request-id`` and ``x-compute-request-id``, plus the headers a legacy route
-queued under ``RESPONSE_HEADERS`` (microversion, ``Vary``), except on a 401. Passthrough
-answers are Nova's own and are left untouched.
+queued under ``RESPONSE_HEADERS`` (microversion, ``Vary``; never on a 401) and, on legacy
+image routes, the deprecation headers. Passthrough answers are Nova's own and are left
+untouched. The hook also hands the response to the request's access record, for requests
+that end in a disconnect.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import structlog
 from aiohttp import web
 
 from shim.faults import Handler
-from shim.keys import PASSTHROUGH, REQUEST_ID, RESPONSE_HEADERS
+from shim.keys import DEPRECATION_HEADERS, OBSERVED, PASSTHROUGH, REQUEST_ID, RESPONSE_HEADERS
 
 _REQUEST_ID_RE: Final = re.compile(
     r"^req-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
@@ -60,6 +62,9 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
 
 async def stamp_response(request: web.Request, response: web.StreamResponse) -> None:
     """``on_response_prepare`` hook: runs just before any response's headers are sent."""
+    record = request.get(OBSERVED)
+    if record is not None:
+        record.response = response
     if request.get(PASSTHROUGH):
         return
     headers = response.headers
@@ -72,3 +77,6 @@ async def stamp_response(request: web.Request, response: web.StreamResponse) -> 
     if request_id is not None:
         headers["x-openstack-request-id"] = request_id
         headers["x-compute-request-id"] = request_id
+    if record is not None and record.legacy:
+        for name, value in request.app[DEPRECATION_HEADERS]:
+            headers.add(name, value)

@@ -18,13 +18,12 @@ from typing import Any, Final
 from aiohttp import web
 
 from shim.legacy.links import public_base
-from shim.legacy.microversion import parse_max, requested_version, version_headers
+from shim.legacy.microversion import IMAGES_MAX, Version, requested_version, version_headers
 from shim.settings import Settings
 
 MEDIA_TYPE: Final = "application/json"
 MIN_VERSION: Final = "2.1"
 # Nova's MAX_PROXY_API_SUPPORT_VERSION: the image routes' ceiling.
-CAPPED_MAX_VERSION: Final = "2.35"
 V20_UPDATED: Final = "2025-07-04T12:00:00Z"
 V21_UPDATED: Final = "2013-07-23T11:33:21Z"
 DESCRIBED_BY: Final = {
@@ -88,25 +87,24 @@ def v21_document(base: str, max_version: str) -> bytes:
     return _dumps({"version": version})
 
 
-def _version_key(version: str) -> tuple[int, int]:
-    major, _, minor = version.partition(".")
-    return int(major), int(minor)
-
-
-def advertised_max_version(settings: Settings) -> str:
+def advertised_max_version(settings: Settings, max_version: Version) -> str:
     """2.35 with the cap on (never above the configured maximum), else the maximum."""
     if settings.microversion_cap == "nova":
-        return min(CAPPED_MAX_VERSION, settings.max_microversion, key=_version_key)
-    return settings.max_microversion
+        return str(min(IMAGES_MAX, max_version))
+    return str(max_version)
 
 
-async def discovery_handler(request: web.Request, settings: Settings) -> web.Response | None:
+async def discovery_handler(
+    request: web.Request, settings: Settings, max_version: Version
+) -> web.Response | None:
     """The version document for a discovery path, or None for any other request."""
     if request.method not in ("GET", "HEAD"):
         return None
     path = request.rel_url.raw_path
     if path == "/":
-        body = root_document(public_base(request, settings), advertised_max_version(settings))
+        body = root_document(
+            public_base(request, settings), advertised_max_version(settings, max_version)
+        )
         return web.Response(body=body, content_type=MEDIA_TYPE)
     if path in _V2_PATHS:
         return web.Response(
@@ -115,8 +113,10 @@ async def discovery_handler(request: web.Request, settings: Settings) -> web.Res
     if path in _V21_PATHS:
         # Nova parses the microversion here as on any v2.1 route: 400/406 for a bad one,
         # else the requested version echoed, with Vary twice (nova.md §2.2-2.3).
-        version = requested_version(request.headers.items(), parse_max(settings.max_microversion))
-        body = v21_document(public_base(request, settings), advertised_max_version(settings))
+        version = requested_version(request.headers.items(), max_version)
+        body = v21_document(
+            public_base(request, settings), advertised_max_version(settings, max_version)
+        )
         response = web.Response(body=body, content_type=MEDIA_TYPE)
         for name, value in version_headers(version):
             response.headers.add(name, value)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -10,20 +9,15 @@ from aiohttp import web
 
 from shim.catalog import EndpointCache
 from shim.glance import GlanceClient
+from shim.legacy.microversion import Version
+from shim.legacy.paths import LegacyTarget
 from shim.legacy.render import Renderer
+from shim.record import RequestRecord
+from shim.runtime import Runtime
 from shim.settings import Settings
 
 if TYPE_CHECKING:
-    from shim.access import RequestRecord
     from shim.keystone import Keystone
-
-
-@dataclass(slots=True)
-class Runtime:
-    """Mutable process state read by /readyz (the app's mapping is frozen once started)."""
-
-    session_open: bool = False
-    draining: bool = False
 
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -31,6 +25,8 @@ SESSION = web.AppKey("session", aiohttp.ClientSession)
 NOVA_SESSION = web.AppKey("nova_session", aiohttp.ClientSession)
 GLANCE = web.AppKey("glance", GlanceClient)
 RUNTIME = web.AppKey("runtime", Runtime)
+# SHIM_MAX_MICROVERSION, parsed once when the app is created.
+MAX_VERSION = web.AppKey("max_version", Version)
 
 REQUEST_ID = web.RequestKey("request_id", str)
 PASSTHROUGH = web.RequestKey("passthrough", bool)
@@ -41,5 +37,7 @@ RENDERER = web.AppKey("renderer", Renderer)  # SHIM_RENDERER, resolved once
 KEYSTONE: web.AppKey[Keystone] = web.AppKey("keystone")
 GLANCE_CLIENTS = web.AppKey("glance_clients", EndpointCache[GlanceClient])
 # observability: the request's access record, and the legacy routes' deprecation headers.
-OBSERVED: web.RequestKey[RequestRecord] = web.RequestKey("observed")
+OBSERVED = web.RequestKey("observed", RequestRecord)
+# The legacy image route a request matched: set once, by the outermost middleware.
+LEGACY_TARGET = web.RequestKey("legacy_target", LegacyTarget)
 DEPRECATION_HEADERS = web.AppKey("deprecation_headers", tuple[tuple[str, str], ...])

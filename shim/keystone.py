@@ -22,6 +22,7 @@ import orjson
 import structlog
 from yarl import URL
 
+from shim import metrics
 from shim.bodies import read_capped
 from shim.catalog import ImageEndpoints, image_endpoints, service_root
 from shim.faults import ServiceUnavailable, Unauthorized
@@ -135,7 +136,11 @@ class Keystone:
         self.cache = (
             cache
             if cache is not None
-            else TokenCache(ttl=settings.token_cache_ttl, max_size=settings.token_cache_size)
+            else TokenCache(
+                ttl=settings.token_cache_ttl,
+                max_size=settings.token_cache_size,
+                on_lookup=metrics.token_cache,
+            )
         )
         self._service = (
             _ServiceToken(self._issue_service_token) if settings.service_username else None

@@ -24,9 +24,8 @@ from typing import Final
 import structlog
 from aiohttp import web
 
-from shim.access import legacy_target
 from shim.faults import Handler, NovaFault, OverLimit
-from shim.keys import SETTINGS
+from shim.keys import LEGACY_TARGET, SETTINGS
 
 log = structlog.get_logger(__name__)
 
@@ -52,7 +51,7 @@ async def limits_middleware(request: web.Request, handler: Handler) -> web.Strea
         log.info("request_refused", reason="headers_too_large", size=size)
         raise NovaFault(HEADERS_TOO_LARGE, status=431)
     length = request.content_length
-    if length is not None and length > settings.max_body and legacy_target(request) is not None:
+    if length is not None and length > settings.max_body and LEGACY_TARGET in request:
         log.info("request_refused", reason="body_too_large", size=length)
         raise OverLimit(BODY_TOO_LARGE)
     return await handler(request)

@@ -30,6 +30,7 @@ import functools
 import os
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, TypeVar, cast
@@ -49,13 +50,13 @@ from prometheus_client import (
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics import MetricWrapperBase
 
-from shim.keys import RUNTIME, Runtime
+from shim.legacy.microversion import MIN_VERSION, Version, parse_version
+from shim.runtime import Runtime
 
 NAMESPACE: Final = "nova_image_shim"
 METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 NO_VERSION: Final = "none"
 INVALID_VERSION: Final = "invalid"
-_VERSION_RE: Final = re.compile(r"([1-9]\d{0,8})\.(0|[1-9]\d{0,8})")
 UNKNOWN_PROJECT: Final = "unknown"
 OTHER_PROJECT: Final = "other"
 # Keystone project ids are 32 hex digits; other backends use short opaque ids. Anything
@@ -237,17 +238,14 @@ def method_label(method: str) -> str:
 
 
 @functools.lru_cache(maxsize=128)  # per request, from the few versions clients send
-def microversion_label(value: str | None, max_version: tuple[int, int]) -> str:
+def microversion_label(value: str | None, max_version: Version) -> str:
     """``2.N`` when *value* is a valid version within the range, ``invalid`` otherwise."""
     if not value:
         return NO_VERSION
-    match = _VERSION_RE.fullmatch(value.strip())
-    if match is None:
+    version = parse_version(value.strip())
+    if version is None or not MIN_VERSION <= version <= max_version:
         return INVALID_VERSION
-    version = (int(match.group(1)), int(match.group(2)))
-    if not (2, 1) <= version <= max_version:
-        return INVALID_VERSION
-    return f"{version[0]}.{version[1]}"
+    return str(version)
 
 
 def caller_project_label(project: str | None, seen: set[str], limit: int) -> str:
@@ -295,6 +293,24 @@ def observe_upstream(upstream: str, operation: str, outcome: str, seconds: float
     metrics.child(metrics.upstream_duration, upstream, operation).observe(seconds)
 
 
+# Outcomes primed at zero, so that rate() sees the first failure of a series (a counter's
+# first sample is its baseline: the calls that created it would be invisible otherwise).
+PRIMED_OUTCOMES: Final = ("2xx", "4xx", "5xx", "timeout", "connect_error", "error")
+
+
+def prime(calls: Iterable[tuple[str, str]], *, token_cache: bool) -> None:
+    """Create the upstream series of the *calls* (upstream, operation) this worker will make,
+    and the token-cache series when it validates tokens, at zero."""
+    metrics = get()
+    for upstream, operation in calls:
+        metrics.child(metrics.upstream_duration, upstream, operation)
+        for outcome in PRIMED_OUTCOMES:
+            metrics.child(metrics.upstream_requests, upstream, operation, outcome)
+    if token_cache:
+        for result in ("hit", "miss"):
+            metrics.child(metrics.token_cache, result)
+
+
 def token_cache(hit: bool) -> None:
     """Count one token-cache lookup (called by ``shim.keystone``)."""
     metrics = get()
@@ -321,9 +337,12 @@ def create_metrics_app(runtime: Runtime) -> web.Application:
     """The metrics-port app. *runtime* is the API app's, shared so /readyz sees draining."""
     get().workers.set(1)  # also creates the metrics, so /metrics lists every family
     app = web.Application()
-    app[RUNTIME] = runtime
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/healthz", healthz)
+
+    async def readyz(request: web.Request) -> web.Response:
+        return readiness(runtime)
+
     app.router.add_get("/readyz", readyz)
     return app
 
@@ -340,8 +359,7 @@ async def healthz(request: web.Request) -> web.Response:
     return web.Response(text="ok\n")
 
 
-async def readyz(request: web.Request) -> web.Response:
-    runtime = request.app[RUNTIME]
+def readiness(runtime: Runtime) -> web.Response:
     if runtime.draining:
         return web.Response(status=503, text="draining\n")
     if not runtime.session_open:

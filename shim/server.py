@@ -47,9 +47,10 @@ from aiohttp.web_request import BaseRequest
 from shim.access import ACCESS_LOGGER, AccessLogger
 from shim.app import create_app
 from shim.faults import FAULT_CONTENT_TYPE, UNEXPECTED_MESSAGE, NovaFault
-from shim.keys import RUNTIME, Runtime
+from shim.keys import RUNTIME
 from shim.legacy.render import select_renderer
-from shim.metrics import create_metrics_app
+from shim.metrics import create_metrics_app, prime
+from shim.runtime import Runtime
 from shim.settings import Address, Settings
 from shim.tls import ListenerCertificate
 
@@ -304,6 +305,7 @@ async def start(
             api, listeners.api, backlog=BACKLOG, ssl_context=listener_tls(settings)
         ).start()
         if listeners.metrics is not None:
+            prime_metrics(settings)
             metrics_runner = web.AppRunner(
                 create_metrics_app(runtime), access_log=None, handle_signals=False
             )
@@ -365,3 +367,13 @@ async def serve(settings: Settings, *, listeners: Listeners | None = None) -> No
         for signum in signals:
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(signum)
+
+
+def prime_metrics(settings: Settings) -> None:
+    """Zero the upstream series this configuration uses, so alerts see the first failures."""
+    calls = [("glance", "list"), ("glance", "show")]
+    if settings.auth == "keystone":
+        calls.append(("keystone", "validate"))
+    if settings.nova_url is not None:
+        calls.append(("nova", "passthrough"))
+    prime(calls, token_cache=settings.auth == "keystone")

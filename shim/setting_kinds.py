@@ -27,6 +27,7 @@ from yarl import URL
 
 from shim.catalog import service_root
 from shim.headers import Networks
+from shim.legacy.microversion import MIN_VERSION, parse_version
 
 MINUTE: Final = 60.0
 HOUR: Final = 3600.0
@@ -258,15 +259,15 @@ class Microversion(Kind[str]):
     expected = "a 2.N microversion"
     example = "2.90"
     metavar = "2.N"
-    _PATTERN: Final = re.compile(r"2\.(?:0|[1-9][0-9]{0,3})", re.ASCII)
 
     def parse(self, raw: str, notes: list[str]) -> str:
         return raw.strip()
 
     def check(self, value: Any) -> str:
-        if not isinstance(value, str) or not self._PATTERN.fullmatch(value):
+        version = parse_version(value) if isinstance(value, str) else None
+        if version is None or version.major != 2 or version < MIN_VERSION:
             raise ValueError("")
-        return value
+        return str(value)
 
 
 _HOSTNAME: Final = re.compile(

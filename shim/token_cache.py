@@ -27,8 +27,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final, Generic, TypeVar
 
-from shim import metrics
-
 DEFAULT_NEGATIVE_TTL: Final = 5.0
 
 V = TypeVar("V")
@@ -61,13 +59,13 @@ class TokenCache(Generic[V]):
         max_size: int,
         negative_ttl: float = DEFAULT_NEGATIVE_TTL,
         clock: Callable[[], float] = time.monotonic,
-        on_lookup: Callable[[bool], None] = metrics.token_cache,
+        on_lookup: Callable[[bool], None] = lambda hit: None,
     ) -> None:
         self.ttl = ttl
         self.negative_ttl = min(ttl, negative_ttl)
         self.max_size = max(0, max_size)
         self._clock = clock
-        self._on_lookup = on_lookup  # hit/miss counter (shim.metrics)
+        self._on_lookup = on_lookup  # hit/miss counter: Keystone passes shim.metrics'
         self._entries: OrderedDict[bytes, _Entry[V]] = OrderedDict()
         self._inflight: dict[bytes, asyncio.Future[Verdict[V]]] = {}
 

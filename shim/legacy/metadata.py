@@ -39,9 +39,8 @@ import orjson
 from aiohttp import web
 
 from shim.faults import BadRequest, Forbidden, ItemNotFound
-from shim.legacy.call import LegacyCall, LegacyHandler, json_response
+from shim.legacy.call import LegacyCall, json_response
 from shim.legacy.metadata_schema import validate_item, validate_metadata
-from shim.legacy.paths import Action
 from shim.legacy.views import ImageSchema, to_nova_metadata
 
 # glance/api/common.py GLANCE_RESERVED_NS: Glance refuses every name with this prefix
@@ -162,13 +161,3 @@ def _set_ops(values: Mapping[str, str]) -> list[dict[str, Any]]:
 
 def _remove(key: str) -> dict[str, Any]:
     return {"op": "remove", "path": _pointer(key)}
-
-
-HANDLERS: Final[dict[Action, LegacyHandler]] = {
-    "meta_index": show_metadata,
-    "meta_show": show_item,
-    "meta_create": merge_metadata,
-    "meta_update_all": replace_metadata,
-    "meta_update": update_item,
-    "meta_delete": delete_item,
-}

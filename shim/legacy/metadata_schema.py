@@ -10,10 +10,12 @@ On ``/v2`` Nova swaps in its relaxed ``additionalProperties`` check (``nova/api/
 validators.py`` ``_soft_validate_additional_properties``, docs/nova.md §2.4): unknown
 top-level keys are dropped, and a metadata key that fails the key pattern is reported as
 ``Additional properties are not allowed ('<key>' was unexpected)`` instead of jsonschema's
-``... does not match any of the regexes ...``.
+``... does not match any of the regexes ...`` — unless every key of that object fails it:
+then Nova's check returns early and the object passes unchecked, values included (observed
+against Nova 34, docs/nova.md appendix E).
 
-Nova 34 accepts the empty key although the pattern asks for one character
-(nova.md appendix D); so does this module.
+The empty key fails the pattern like any other key outside it (Nova 34 refuses it on
+``/v2.1``; on ``/v2`` it passes only as part of an object whose keys all fail).
 
 Nothing here does I/O or knows about aiohttp; every failure is a `BadRequest`.
 """
@@ -47,7 +49,6 @@ _ONE: Final[dict[str, Any]] = {
     "required": ["meta"],
     "additionalProperties": False,
 }
-_EMPTY_KEY_STAND_IN: Final = "empty-key"
 
 
 def _soft_additional_properties(
@@ -66,7 +67,9 @@ def _soft_additional_properties(
         for key in instance
         if key not in properties and not (patterns and re.search(patterns, key))
     )
-    if not extras:
+    # Nova returns here too when every key is an extra (a guard meant for oneOf schemas),
+    # so on /v2 a metadata object whose keys all fail the pattern is not refused.
+    if not extras or set(extras) == set(instance):
         return
     if patterns:
         verb = "was" if len(extras) == 1 else "were"
@@ -102,31 +105,14 @@ def _validate(field: str, body: Any, legacy_v2: bool) -> dict[str, str]:
     validator = _VALIDATORS[(field, legacy_v2)]
     if isinstance(body, dict):
         body = dict(body)  # the legacy check strips keys: never touch the caller's dict
-    inner = body.get(field) if isinstance(body, dict) else None
-    if isinstance(inner, dict) and "" in inner:
-        # Validate the empty key's value under a stand-in name that passes the pattern,
-        # and put the empty key back into every message.
-        stand_in = _EMPTY_KEY_STAND_IN
-        while stand_in in inner:
-            stand_in += "_"
-        renamed = {(stand_in if key == "" else key): value for key, value in inner.items()}
-        _raise_first(validator, {**body, field: renamed}, stand_in)
-    else:
-        _raise_first(validator, body, None)
-    result: dict[str, str] = body[field]
-    return result
-
-
-def _raise_first(validator: Any, instance: Any, stand_in: str | None) -> None:
-    for error in validator.iter_errors(instance):
+    for error in validator.iter_errors(body):
         if error.path:
-            name = error.path[-1]
             message = (
-                f"Invalid input for field/attribute {'' if name == stand_in else name}. "
+                f"Invalid input for field/attribute {error.path[-1]}. "
                 f"Value: {error.instance}. {error.message}"
             )
         else:
             message = error.message
-        if stand_in is not None:
-            message = message.replace(repr(stand_in), "''")
         raise BadRequest(message)
+    result: dict[str, str] = body[field]
+    return result

@@ -14,9 +14,10 @@ Pure: headers in, `Version` or a `NovaFault` out; no aiohttp, no I/O. Follows No
   ``computeFault`` echoing the requested version in the version headers (nova.md §2.2, §12 B13).
 * Versions compare numerically (``2.1000 > 2.104``).
 
-Route ranges (nova.md §2.1): images 2.1-2.35, image metadata 2.1-2.38; ``SHIM_MICROVERSION_CAP=off``
-serves both at every version. The ``/v2`` prefix ignores all of this (nova.md §2.4): callers do
-not call `requested_version` there and send no version headers.
+Route ranges (nova.md §2.1): images 2.1-2.35, image metadata 2.1-2.38, the ``until`` of
+each row of `shim.legacy.table`; ``SHIM_MICROVERSION_CAP=off`` serves both at every
+version. The ``/v2`` prefix ignores all of this (nova.md §2.4): callers do not call
+`requested_version` there and send no version headers.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from typing import Final, Literal
 import microversion_parse
 
 from shim.faults import BadRequest, NotAcceptable
-from shim.legacy.types import Action
 
 STANDARD_HEADER: Final = "OpenStack-API-Version"
 LEGACY_HEADER: Final = "X-OpenStack-Nova-API-Version"
@@ -37,7 +37,6 @@ _HEADER_NAMES: Final = frozenset({STANDARD_HEADER.lower(), LEGACY_HEADER.lower()
 _LEGACY_HEADERS: Final = [LEGACY_HEADER.lower()]
 _VERSION_RE: Final = re.compile(r"^([1-9][0-9]*)\.([1-9][0-9]*|0)$")
 _MAX_DIGITS: Final = 9  # per part, for the configured maximum as for requests
-_IMAGE_ACTIONS: Final = frozenset({"index", "detail", "show", "delete"})
 
 
 @dataclass(frozen=True, order=True, slots=True)
@@ -54,12 +53,20 @@ IMAGES_MAX: Final = Version(2, 35)
 METADATA_MAX: Final = Version(2, 38)
 
 
-def parse_max(value: str) -> Version:
-    """Parse a configured maximum such as ``2.104``; `ValueError` if malformed."""
+def parse_version(value: str) -> Version | None:
+    """``major.minor`` as Nova writes it (no sign, no leading zeros, at most nine digits a
+    part), else ``None``. The one definition of a version's text in the shim."""
     match = _VERSION_RE.fullmatch(value)
     if match is None or max(len(part) for part in match.groups()) > _MAX_DIGITS:
+        return None
+    return Version(int(match.group(1)), int(match.group(2)))
+
+
+def parse_max(value: str) -> Version:
+    """Parse a configured maximum such as ``2.104``; `ValueError` if malformed."""
+    version = parse_version(value)
+    if version is None:
         raise ValueError(f"expected a microversion such as 2.104, got {value!r}")
-    version = Version(int(match.group(1)), int(match.group(2)))
     if version < MIN_VERSION:
         raise ValueError(f"the maximum microversion must be at least {MIN_VERSION}")
     return version
@@ -122,10 +129,7 @@ def _headers(text: str) -> tuple[tuple[str, str], ...]:
     )
 
 
-def route_allows(action: Action, version: Version, cap: Literal["nova", "off"]) -> bool:
-    """Whether *action* is served at *version*; ``False`` means Nova's plain 404 (nova.md §2.1)."""
-    if cap == "off":
-        return True
-    if action in _IMAGE_ACTIONS:
-        return MIN_VERSION <= version <= IMAGES_MAX
-    return MIN_VERSION <= version <= METADATA_MAX
+def route_allows(until: Version, version: Version, cap: Literal["nova", "off"]) -> bool:
+    """Whether a route Nova served up to *until* answers at *version*; ``False`` means
+    Nova's plain 404 (nova.md §2.1)."""
+    return cap == "off" or MIN_VERSION <= version <= until

@@ -4,26 +4,16 @@ Pure: takes the decoded request path and method, returns a `LegacyTarget` or ``N
 (not an image route: pass it through to Nova). No aiohttp, no I/O. Called on every
 request, so it is one compiled regex plus a few string operations.
 
-Route table (docs/nova.md §1.1; docs/contract.md §1), after ``/v2[.1][/{project_id}]``:
-
-=========  ===================================  =================
-method     path                                 action
-=========  ===================================  =================
-GET        ``/images``                          ``index``
-GET        ``/images/detail``                   ``detail``
-GET        ``/images/{id}``                     ``show``
-DELETE     ``/images/{id}``                     ``delete`` (also id ``detail``)
-GET        ``/images/{id}/metadata``            ``meta_index``
-POST       ``/images/{id}/metadata``            ``meta_create``
-PUT        ``/images/{id}/metadata``            ``meta_update_all``
-GET        ``/images/{id}/metadata/{key}``      ``meta_show``
-PUT        ``/images/{id}/metadata/{key}``      ``meta_update``
-DELETE     ``/images/{id}/metadata/{key}``      ``meta_delete``
-=========  ===================================  =================
+The routes themselves are the rows of `shim.legacy.table.ROUTES` (method, path template,
+action); a `Matcher` compiles them. Templates are literal segments and the parameters
+``{image_id}`` and ``{key}``, after ``/v2[.1][/{project_id}]/images``. Rows are tried in
+table order and the first whose segments and method fit wins, as in Nova's router: so
+``GET /images/detail`` is the list, while ``DELETE /images/detail`` deletes the image
+``detail`` (docs/nova.md §1.1).
 
 Decisions (each mirrors Nova's router, whose unmatched requests are a bare 404):
 
-* Runs of ``/`` are merged first (contract.md §1; fog sends ``//images``), inside `match_legacy`.
+* Runs of ``/`` are merged first (contract.md §1; fog sends ``//images``), inside `Matcher.match`.
   So ``/images//metadata`` is the show of image ``metadata``, as Nova serves
   ``/v2.1//images`` as the list (appendix D).
 * Anything else under ``/images`` — another method (HEAD, OPTIONS, POST on ``/images`` ...),
@@ -49,12 +39,13 @@ Decisions (each mirrors Nova's router, whose unmatched requests are a bare 404):
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final, Literal, Protocol
 
 from shim.legacy.types import Action
 
-__all__ = ["Action", "LegacyTarget", "match_legacy", "merge_slashes"]
+__all__ = ["Action", "LegacyTarget", "Matcher", "RouteRow", "merge_slashes"]
 
 _SLASHES: Final = re.compile(r"//+")
 
@@ -72,17 +63,19 @@ _LEGACY: Final = re.compile(
 # "/<collection>/images..." is one of their resources, not a mistyped project id.
 _NOVA_COLLECTIONS: Final = frozenset({"servers", "flavors", "limits", "extensions"})
 
-_ITEM_ACTIONS: Final[dict[str, Action]] = {"GET": "show", "DELETE": "delete"}
-_METADATA_ACTIONS: Final[dict[str, Action]] = {
-    "GET": "meta_index",
-    "POST": "meta_create",
-    "PUT": "meta_update_all",
-}
-_KEY_ACTIONS: Final[dict[str, Action]] = {
-    "GET": "meta_show",
-    "PUT": "meta_update",
-    "DELETE": "meta_delete",
-}
+_COLLECTION: Final = "/images"
+_PARAMETERS: Final = frozenset({"{image_id}", "{key}"})
+
+
+class RouteRow(Protocol):
+    """What matching needs of a row of the route table."""
+
+    @property
+    def method(self) -> str: ...
+    @property
+    def template(self) -> str: ...
+    @property
+    def action(self) -> Action: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,46 +100,74 @@ def merge_slashes(path: str) -> str:
     return _SLASHES.sub("/", path)
 
 
-def match_legacy(method: str, path: str) -> LegacyTarget | None:
-    """Route *method* and the decoded request *path*; ``None`` means "not ours".
+@dataclass(frozen=True, slots=True)
+class _Pattern:
+    """A template after ``/images``, compiled: literal segments, parameter positions."""
 
-    *path* is ``request.path`` (percent-decoded, no query string). Slashes are merged
-    here, so callers pass the path unchanged. *method* is compared exactly (upper case).
-    """
-    if "//" in path:
-        path = _SLASHES.sub("/", path)
-    match = _LEGACY.fullmatch(path)
-    if match is None:
-        return None
-    prefix: Literal["v2", "v2.1"] = "v2" if match.group("prefix") == "v2" else "v2.1"
-    bad = match.group("bad")
-    if bad is not None:
-        if bad in _NOVA_COLLECTIONS or bad.startswith("os-"):
+    action: Action
+    literals: tuple[tuple[int, str], ...]
+    image_id: int | None
+    key: int | None
+
+    def fits(self, parts: list[str]) -> bool:
+        for index, text in self.literals:
+            if parts[index] != text:
+                return False
+        # A parameter is never empty: a trailing "/" matches no route.
+        return (self.image_id is None or bool(parts[self.image_id])) and (
+            self.key is None or bool(parts[self.key])
+        )
+
+
+def _compile(row: RouteRow) -> tuple[int, _Pattern]:
+    if not row.template.startswith(_COLLECTION):
+        raise ValueError(f"{row.action}: a legacy template starts with /images: {row.template}")
+    parts = row.template[len(_COLLECTION) :].split("/")[1:]
+    literals = tuple((i, part) for i, part in enumerate(parts) if part not in _PARAMETERS)
+    if any(not text or "{" in text for _, text in literals):
+        raise ValueError(f"{row.action}: unknown parameter or empty segment: {row.template}")
+    image_id = parts.index("{image_id}") if "{image_id}" in parts else None
+    key = parts.index("{key}") if "{key}" in parts else None
+    return len(parts), _Pattern(row.action, literals, image_id, key)
+
+
+class Matcher:
+    """`match` for the rows of a route table (compiled once, at import)."""
+
+    def __init__(self, rows: Iterable[RouteRow]) -> None:
+        patterns: dict[tuple[int, str], list[_Pattern]] = {}
+        for row in rows:
+            count, pattern = _compile(row)
+            patterns.setdefault((count, row.method), []).append(pattern)
+        self._patterns = {shape: tuple(found) for shape, found in patterns.items()}
+
+    def match(self, method: str, path: str) -> LegacyTarget | None:
+        """Route *method* and the decoded request *path*; ``None`` means "not ours".
+
+        *path* is ``request.path`` (percent-decoded, no query string). Slashes are merged
+        here, so callers pass the path unchanged. *method* is compared exactly (upper case).
+        """
+        if "//" in path:
+            path = _SLASHES.sub("/", path)
+        match = _LEGACY.fullmatch(path)
+        if match is None:
             return None
-        return LegacyTarget(prefix, None, None)
-    project_id = match.group("pid")
-    tail = match.group("tail")
-    if tail is None:
-        return LegacyTarget(prefix, project_id, "index" if method == "GET" else None)
-    parts = tail[1:].split("/")
-    image_id = parts[0]
-    count = len(parts)
-    if not image_id:
+        prefix: Literal["v2", "v2.1"] = "v2" if match.group("prefix") == "v2" else "v2.1"
+        bad = match.group("bad")
+        if bad is not None:
+            if bad in _NOVA_COLLECTIONS or bad.startswith("os-"):
+                return None
+            return LegacyTarget(prefix, None, None)
+        project_id = match.group("pid")
+        tail = match.group("tail")
+        parts = [] if tail is None else tail[1:].split("/")
+        for pattern in self._patterns.get((len(parts), method), ()):
+            if pattern.fits(parts):
+                return LegacyTarget(
+                    prefix,
+                    project_id,
+                    pattern.action,
+                    None if pattern.image_id is None else parts[pattern.image_id],
+                    None if pattern.key is None else parts[pattern.key],
+                )
         return LegacyTarget(prefix, project_id, None)
-    if count == 1:
-        if image_id == "detail" and method == "GET":
-            return LegacyTarget(prefix, project_id, "detail")
-        action = _ITEM_ACTIONS.get(method)
-    elif parts[1] != "metadata":
-        action = None
-    elif count == 2:
-        action = _METADATA_ACTIONS.get(method)
-    elif count == 3 and parts[2]:
-        action = _KEY_ACTIONS.get(method)
-        if action is not None:
-            return LegacyTarget(prefix, project_id, action, image_id, parts[2])
-    else:
-        action = None
-    if action is None:
-        return LegacyTarget(prefix, project_id, None)
-    return LegacyTarget(prefix, project_id, action, image_id)

@@ -1,55 +1,32 @@
 """Thin handlers for the legacy image routes: list, detail, show, delete.
 
-`serve_legacy` runs Nova's checks in Nova's order (docs/nova.md §1.2): token, route,
-microversion (400/406), project id, the route's microversion range (404), then the
-handler. Handlers translate with the pure modules and talk to Glance through
-`GlanceClient`; they never catch faults. Lists stream when they span Glance pages, so
-memory stays flat whatever the catalogue size (docs/contract.md §4).
+`shim.legacy.table` routes requests here after Nova's checks. Handlers translate with the
+pure modules and talk to Glance through `GlanceClient`; they never catch faults. Lists
+stream when they span Glance pages, so memory stays flat whatever the catalogue size
+(docs/contract.md §4).
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import Callable, Sequence
-from typing import Any, Final
+from typing import Any
 
 import orjson
 import structlog
 from aiohttp import web
 
-from shim.access import note_identity
-from shim.auth import Identity, authenticate, forget_rejected
+from shim.auth import Identity, forget_rejected
 from shim.faults import (
     BadRequest,
-    ItemNotFound,
     NovaFault,
     OverLimit,
     Unauthorized,
 )
-from shim.glance import Caller, GlanceClient, GlancePage
-from shim.keys import (
-    GLANCE,
-    GLANCE_CLIENTS,
-    GLANCE_LINK_BASE,
-    RENDERER,
-    REQUEST_ID,
-    RESPONSE_HEADERS,
-    SETTINGS,
-)
-from shim.legacy import metadata
-from shim.legacy.call import LegacyCall, LegacyHandler, json_response
+from shim.glance import GlanceClient, GlancePage
+from shim.keys import GLANCE, GLANCE_CLIENTS, GLANCE_LINK_BASE, RENDERER, SETTINGS
+from shim.legacy.call import LegacyCall, json_response
 from shim.legacy.links import link_context_for
-from shim.legacy.microversion import (
-    MIN_VERSION,
-    Version,
-    parse_max,
-    requested_version,
-    route_allows,
-    version_headers,
-)
-from shim.legacy.negotiation import negotiate
-from shim.legacy.paths import Action, LegacyTarget
 from shim.legacy.query import (
     ListQuery,
     decode_query,
@@ -69,49 +46,6 @@ def no_image_endpoint(interface: str, region: str | None) -> str:
         f"No {interface} image service endpoint in {where} was found in the service "
         "catalogue of the token."
     )
-
-
-async def serve_legacy(request: web.Request, target: LegacyTarget) -> web.StreamResponse:
-    settings = request.app[SETTINGS]
-    identity = await authenticate(request)
-    note_identity(request, identity.project_id, identity.user_id)
-    if target.action is None:
-        raise ItemNotFound()
-    version = MIN_VERSION
-    if target.prefix == "v2.1":
-        # /v2 ignores both microversion headers and answers none (nova.md §2.4).
-        version = requested_version(
-            request.headers.items(), _max_version(settings.max_microversion)
-        )
-        request[RESPONSE_HEADERS] = version_headers(version)
-    body = await read_json_body(request) if request.method in ("POST", "PUT") else None
-    identity.check_project(target.project_id)
-    if not route_allows(target.action, version, settings.microversion_cap):
-        raise ItemNotFound()
-    glance, glance_link_base = image_service(request.app, identity)
-    call = LegacyCall(
-        target=target,
-        version=version,
-        caller=Caller(token=identity.token, request_id=request[REQUEST_ID]),
-        settings=settings,
-        glance=glance,
-        body=body,
-        glance_link_base=glance_link_base,
-        content_type=negotiate(request.headers.get("Accept")),
-    )
-    handler = HANDLERS.get(target.action)
-    if handler is None:
-        raise ItemNotFound()
-    try:
-        return await handler(request, call)
-    except Unauthorized:
-        forget_rejected(request.app, identity.token)
-        raise
-
-
-@functools.cache
-def _max_version(setting: str) -> Version:
-    return parse_max(setting)
 
 
 def image_service(app: web.Application, identity: Identity) -> tuple[GlanceClient, str]:
@@ -322,12 +256,3 @@ def _links(request: web.Request, call: LegacyCall) -> LinkContext:
     return link_context_for(
         request, call.target.prefix, call.target.project_id, call.glance_link_base
     )
-
-
-HANDLERS: Final[dict[Action, LegacyHandler]] = {
-    "index": list_basic,
-    "detail": list_detail,
-    "show": show_image,
-    "delete": delete_image,
-    **metadata.HANDLERS,
-}

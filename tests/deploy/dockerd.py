@@ -14,6 +14,8 @@ client earlier on PATH would ask for the buildx plugin, which Debian 12 does not
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import fcntl
 import os
 import shutil
@@ -34,6 +36,8 @@ INSTALL_TOOLS = REPO / "scripts" / "install-image-tools"
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
 LOCK_TIMEOUT = 1800.0
+RUN_DIR_PREFIX = "nis-dockerd-"
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 class DockerUnavailable(Exception):
@@ -192,9 +196,17 @@ def daemon() -> Iterator[Docker]:
     state = cache_root() / "docker"
     data_root = state / "data-root"
     with _locked(state / "lock"):
-        # A daemon left by an earlier run that was killed holds the data root: end it.
+        # A daemon left by an earlier run that was killed holds the data root: end it, and
+        # clear that run's directory (ours: it names this data root).
         _end(_processes_mentioning(f"--data-root {data_root}"), STOP_TIMEOUT)
-        run_dir = Path(tempfile.mkdtemp(prefix="nis-dockerd-", dir="/tmp"))
+        for stale in Path("/tmp").glob(f"{RUN_DIR_PREFIX}*"):
+            with suppress(OSError):
+                if (stale / "data-root").read_text() == str(data_root):
+                    _end(_processes_mentioning(str(stale)), 10.0)
+                    unmount_under(stale)
+                    shutil.rmtree(stale, ignore_errors=True)
+        run_dir = Path(tempfile.mkdtemp(prefix=RUN_DIR_PREFIX, dir="/tmp"))  # short socket path
+        (run_dir / "data-root").write_text(str(data_root))
         docker = Docker(run_dir)
         log = run_dir / "dockerd.log"
         command = [
@@ -208,7 +220,11 @@ def daemon() -> Iterator[Docker]:
         ]  # fmt: skip
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                command,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_stop_with_parent,  # a test run killed outright takes it along
             )
         try:
             _wait_ready(docker, proc, log)
@@ -224,6 +240,13 @@ def daemon() -> Iterator[Docker]:
             _end(_processes_mentioning(str(run_dir)), 10.0)
             unmount_under(run_dir)
             shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _stop_with_parent() -> None:
+    """In the daemon's child before exec: the kernel sends it SIGTERM when the test process
+    dies, however it dies (Linux ``PR_SET_PDEATHSIG``); dockerd then stops its containers."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _wait_ready(docker: Docker, proc: subprocess.Popen[bytes], log: Path) -> None:

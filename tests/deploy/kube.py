@@ -1,8 +1,9 @@
 """Helpers for the deployment tests: paths, helm, strict YAML, schema validation.
 
 Validation is offline: core kinds go through kubernetes-validate's bundled strict schemas,
-the ServiceMonitor custom resource through a subset of its CRD's own OpenAPI schema
-(``schemas/servicemonitor-monitoring-v1.json``). A kind with neither is an error, never
+the ServiceMonitor and PrometheusRule custom resources through subsets of their CRDs' own
+OpenAPI schemas (``schemas/servicemonitor-monitoring-v1.json``,
+``schemas/prometheusrule-monitoring-v1.json``). A kind with neither is an error, never
 a silent pass (the kubernetes-validate command line only warns about unknown kinds).
 """
 
@@ -37,6 +38,11 @@ KUBE_VERSIONS = ("1.29.0", "1.37.0")
 IMAGE_UID = 10001
 
 Manifest = dict[str, Any]
+# Custom resources (monitoring.coreos.com/v1) validated against a subset of their CRD schema.
+CRD_SCHEMAS = {
+    "ServiceMonitor": "servicemonitor-monitoring-v1.json",
+    "PrometheusRule": "prometheusrule-monitoring-v1.json",
+}
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -81,7 +87,13 @@ def load_yaml(path: Path) -> Any:
 
 @cache
 def servicemonitor_validator() -> jsonschema.protocols.Validator:
-    schema = json.loads((SCHEMAS / "servicemonitor-monitoring-v1.json").read_text("utf-8"))
+    return custom_validator("servicemonitor-monitoring-v1.json")
+
+
+@cache
+def custom_validator(schema_file: str) -> jsonschema.protocols.Validator:
+    """A strict validator from one of `SCHEMAS` (subsets of the CRDs' own schemas)."""
+    schema = json.loads((SCHEMAS / schema_file).read_text("utf-8"))
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)
     validator: jsonschema.protocols.Validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
@@ -91,10 +103,15 @@ def servicemonitor_validator() -> jsonschema.protocols.Validator:
 def validation_errors(doc: Manifest, kube_version: str) -> list[str]:
     """Why *doc* is not a valid object for *kube_version*, strictly; empty when it is."""
     name = f"{doc.get('kind')}/{doc.get('metadata', {}).get('name')}"
-    if doc.get("apiVersion") == "monitoring.coreos.com/v1" and doc.get("kind") == "ServiceMonitor":
+    if doc.get("apiVersion") == "monitoring.coreos.com/v1" and doc.get("kind") in CRD_SCHEMAS:
         return [
             f"{name}: {'.'.join(map(str, error.absolute_path))}: {error.message}"
-            for error in servicemonitor_validator().iter_errors(doc)
+            for error in custom_validator(CRD_SCHEMAS[doc["kind"]]).iter_errors(doc)
+        ]
+    if doc.get("kind") == "HTTPRoute":
+        return [
+            f"{name}: {'.'.join(map(str, error.absolute_path))}: {error.message}"
+            for error in custom_validator("httproute-gateway-v1.json").iter_errors(doc)
         ]
     try:
         kubernetes_validate.validate(doc, kube_version, strict=True)

@@ -11,6 +11,7 @@ import base64
 import json
 import re
 import tomllib
+from collections.abc import Collection
 from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
@@ -48,12 +49,21 @@ BASE_KINDS = {"ServiceAccount", "ConfigMap", "Service", "Deployment", "Pod"}
 SELECTOR_KEYS = {"app.kubernetes.io/name", "app.kubernetes.io/instance"}
 
 
+def named(docs: list[Manifest], kind: str, name: str) -> Manifest:
+    [doc] = [d for d in by_kind(docs, kind) if d["metadata"]["name"] == name]
+    return doc
+
+
+def api_service(docs: list[Manifest]) -> Manifest:
+    return named(docs, "Service", "rel-nova-image-shim")
+
+
 class Render(Protocol):
     def __call__(self, scenario: str, kube_version: str = ...) -> list[Manifest]: ...
 
 
 def test_ci_scenarios_are_the_documented_ones() -> None:
-    assert set(CI_VALUES) == {"standalone", "sidecar-style", "hpa", "tls"}
+    assert set(CI_VALUES) == {"standalone", "sidecar-style", "hpa", "tls", "exposed", "monitoring"}
     assert all(path.name.endswith("-values.yaml") for path in CI_VALUES.values())
 
 
@@ -77,8 +87,15 @@ def shim_container(docs: list[Manifest]) -> Manifest:
     return container
 
 
+def settings_configmap(docs: list[Manifest]) -> Manifest:
+    """The ConfigMap of SHIM_* settings (a scenario may render a dashboard ConfigMap too)."""
+    names = {ref["configMapRef"]["name"] for ref in shim_container(docs).get("envFrom", [])}
+    (configmap,) = (cm for cm in by_kind(docs, "ConfigMap") if cm["metadata"]["name"] in names)
+    return configmap
+
+
 def configmap_env(docs: list[Manifest]) -> dict[str, str]:
-    data: dict[str, str] = one(docs, "ConfigMap")["data"]
+    data: dict[str, str] = settings_configmap(docs)["data"]
     return data
 
 
@@ -114,6 +131,7 @@ def test_rendered_objects_pass_strict_schema_validation(
         ("default", BASE_KINDS | {"PodDisruptionBudget"}),
         ("standalone", BASE_KINDS | {"PodDisruptionBudget"}),
         ("tls", BASE_KINDS | {"PodDisruptionBudget"}),
+        ("exposed", BASE_KINDS | {"PodDisruptionBudget", "Ingress", "HTTPRoute"}),
         ("sidecar-style", BASE_KINDS),
         (
             "hpa",
@@ -129,13 +147,25 @@ def test_rendered_objects_pass_strict_schema_validation(
                 "Pod",
             },
         ),
+        (
+            "monitoring",
+            [
+                *BASE_KINDS,
+                "ConfigMap",  # the Grafana dashboard
+                "PodDisruptionBudget",
+                "ServiceMonitor",
+                "PrometheusRule",
+                "NetworkPolicy",
+            ],
+        ),
     ],
 )
 def test_each_scenario_renders_the_expected_kinds(
-    render: Render, scenario: str, kinds: set[str]
+    render: Render, scenario: str, kinds: Collection[str]
 ) -> None:
     docs = render(scenario)
-    assert sorted(doc["kind"] for doc in docs) == sorted(kinds)  # one of each
+    # One of each, but two Services: the API's and the metrics port's own.
+    assert sorted(doc["kind"] for doc in docs) == sorted([*kinds, "Service"])
     assert {doc["metadata"]["namespace"] for doc in docs} == {"openstack"}
 
 
@@ -180,7 +210,8 @@ def test_selectors_use_only_name_and_instance(render: Render, scenario: str) -> 
     selector = deployment["spec"]["selector"]["matchLabels"]
     assert set(selector) == SELECTOR_KEYS
     assert selector.items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
-    assert one(docs, "Service")["spec"]["selector"] == selector
+    for service in by_kind(docs, "Service"):
+        assert service["spec"]["selector"] == selector
     for pdb in by_kind(docs, "PodDisruptionBudget"):
         assert pdb["spec"]["selector"]["matchLabels"] == selector
     for monitor in by_kind(docs, "ServiceMonitor"):
@@ -230,8 +261,8 @@ def test_probes_use_the_named_metrics_port(render: Render, scenario: str) -> Non
         assert get == {"path": path, "port": "metrics", "scheme": "HTTP"}, probe
     # The kubelet probes the pod IP: the metrics listener must not be loopback-only.
     assert env["SHIM_METRICS_LISTEN"].startswith("0.0.0.0:")
-    service_ports = {p["name"]: p for p in one(docs, "Service")["spec"]["ports"]}
-    assert service_ports["metrics"]["targetPort"] == "metrics"
+    metrics_ports = named(docs, "Service", "rel-nova-image-shim-metrics")["spec"]["ports"]
+    assert [(p["name"], p["targetPort"]) for p in metrics_ports] == [("metrics", "metrics")]
     for monitor in by_kind(docs, "ServiceMonitor"):
         assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["metrics"]
         assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
@@ -302,7 +333,7 @@ def test_configmap_is_valid_shim_settings(render: Render, scenario: str, pki: Pk
     container = shim_container(docs)
     assert set(env_of(container)) <= {"PROMETHEUS_MULTIPROC_DIR", "SHIM_SERVICE_PASSWORD"}
     assert container["envFrom"] == [
-        {"configMapRef": {"name": one(docs, "ConfigMap")["metadata"]["name"]}}
+        {"configMapRef": {"name": settings_configmap(docs)["metadata"]["name"]}}
     ]
     if "SHIM_SERVICE_PASSWORD" in env_of(container):
         env["SHIM_SERVICE_PASSWORD"] = "from-the-secret"
@@ -343,11 +374,11 @@ def test_tls_scenario_mounts_whole_secrets_and_tests_over_https(render: Render) 
         "[::]:8774",
         "https://[fd00:10::5]:9292",
     )
-    service = one(docs, "Service")["spec"]["ports"]
-    assert [(p["name"], p["appProtocol"]) for p in service] == [
-        ("api", "https"),
-        ("metrics", "http"),
+    assert [(p["name"], p["appProtocol"]) for p in api_service(docs)["spec"]["ports"]] == [
+        ("api", "https")
     ]
+    metrics = named(docs, "Service", "rel-nova-image-shim-metrics")["spec"]["ports"]
+    assert [(p["name"], p["appProtocol"]) for p in metrics] == [("metrics", "http")]
     test_pod = one(docs, "Pod")["spec"]
     https = next(c for c in test_pod["containers"] if c["name"] == "https")
     url, cafile = https["command"][-2:]
@@ -375,7 +406,7 @@ def test_sidecar_style_keeps_the_api_on_loopback(render: Render) -> None:
         if container["name"] != "shim"
         for port in container.get("ports", [])
     }
-    api = next(p for p in one(docs, "Service")["spec"]["ports"] if p["name"] == "api")
+    [api] = api_service(docs)["spec"]["ports"]
     assert api["targetPort"] in proxy_ports, "API traffic must reach the proxy, not the shim"
 
 

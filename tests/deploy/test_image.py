@@ -41,7 +41,7 @@ from tests.deploy.dockerd import Docker, DockerUnavailable
 from tests.deploy.kube import DOCKERFILE, IMAGE_UID, REPO
 from tests.deploy.test_dockerfile import CONSTRAINTS, exact_pins
 from tests.fakes import RecordingUpstream, Reply
-from tests.fakes.shim_server import glance_image
+from tests.fakes.images import glance_image
 from tests.shim_fixtures import TEST_PAGE_SIZE, MakeShim
 from tests.stack.catalogue import Catalogue
 from tests.stack.info import StackInfo
@@ -318,6 +318,7 @@ async def test_hardened_container_serves_the_real_stack_like_the_shim_outside(
         "SHIM_PUBLIC_URL": PUBLIC_URL,
         "SHIM_GLANCE_PAGE_SIZE": str(TEST_PAGE_SIZE),
         "SHIM_WORKERS": "2",
+        "SHIM_RENDERER": "c",
     }
     with running(docker, image, env, "--tmpfs", "/tmp") as container:
         await asyncio.to_thread(container.wait_ready)
@@ -351,9 +352,12 @@ async def test_hardened_container_serves_the_real_stack_like_the_shim_outside(
         assert set(ids) <= set(catalogue.listings["alice"])
 
         events = container.events()
-    starts = [event for event in events if "renderer" in event]
-    assert starts, f"no start-up line names the renderer:\n{events[:5]}"
-    assert {event["renderer"] for event in starts} == {"c"}
+    # The start-up line: the C renderer runs (SHIM_RENDERER=c would have refused to start
+    # without it), with the settings given.
+    (starting,) = [event for event in events if event["event"] == "starting"]
+    assert (starting["renderer"], starting["renderer_setting"]) == ("c", "c")
+    assert starting["workers"] == "2"
+    assert starting["glance_url"].rstrip("/") == real_stack.glance_url.rstrip("/")
 
 
 def test_read_only_container_needs_a_tmpfs_only_for_several_workers(
@@ -387,7 +391,7 @@ async def test_sigterm_during_a_slow_request_drains_it_and_exits_0(
 ) -> None:
     glance = RecordingUpstream()
     glance_url = await glance.start(aiohttp_server)
-    glance.on("/v2/images/slow", Reply(delay=3.0, **_json(glance_image("slow"))))
+    glance.on("/v2/images/slow", Reply.json(glance_image("slow"), delay=3.0))
     grace = 30
     env = {"SHIM_GLANCE_URL": str(glance_url), "SHIM_WORKERS": "2", "SHIM_SHUTDOWN_TIMEOUT": "10"}
     with running(docker, image, env, "--tmpfs", "/tmp") as container:
@@ -408,8 +412,3 @@ async def test_sigterm_during_a_slow_request_drains_it_and_exits_0(
         state = container.state()
         assert state["ExitCode"] == 0, f"{state}\n{container.logs()[-4000:]}"
         assert not state["OOMKilled"]
-
-
-def _json(document: Any) -> dict[str, Any]:
-    reply = Reply.json(document)
-    return {"headers": reply.headers, "body": reply.body}

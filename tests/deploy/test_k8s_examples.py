@@ -152,5 +152,6 @@ def test_gateway_uses_the_chart_labels(chart_shim: Manifest) -> None:
         assert set(doc["metadata"]["labels"]) == chart_keys, doc["kind"]
         assert doc["metadata"]["labels"]["app.kubernetes.io/name"] == "nova-image-shim"
     assert set(deployment["spec"]["template"]["metadata"]["labels"]) == chart_keys
-    assert one(docs, "Service")["spec"]["selector"] == selector
+    for service in by_kind(docs, "Service"):
+        assert service["spec"]["selector"] == selector
     assert one(docs, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"] == selector

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 
 import aiohttp
@@ -22,3 +23,17 @@ def acquired_connections(connector: aiohttp.BaseConnector) -> int:
     aiohttp has no public counter; this reads the connector's own set, in one place.
     """
     return len(connector._acquired)
+
+
+async def raw_exchange(url: URL, request: bytes) -> bytes:
+    """Send *request* bytes as-is and read until the server closes."""
+    assert url.host is not None
+    assert url.port is not None
+    reader, writer = await asyncio.open_connection(url.host, url.port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+        await writer.wait_closed()

@@ -18,32 +18,6 @@ from shim.server import Running, start
 from shim.settings import Address, Settings
 
 LOCAL = "127.0.0.1"
-IMAGE_ID = "5a1e0c6e-2a6f-4b5e-9d36-3f0c2b7d1a11"
-
-
-def glance_image(image_id: str = IMAGE_ID, name: str = "cirros") -> dict[str, Any]:
-    """A Glance v2 image as Glance returns it (enough for both Nova views)."""
-    return {
-        "id": image_id,
-        "name": name,
-        "status": "active",
-        "visibility": "public",
-        "protected": False,
-        "owner": "0c1c1d2b3e4f40b6a4b1e1c2d3e4f5a6",
-        "min_disk": 0,
-        "min_ram": 0,
-        "size": 1024,
-        "disk_format": "qcow2",
-        "container_format": "bare",
-        "checksum": None,
-        "created_at": "2024-01-02T03:04:05Z",
-        "updated_at": "2024-01-02T03:04:06Z",
-        "tags": [],
-        "os_hidden": False,
-        "self": f"/v2/images/{image_id}",
-        "file": f"/v2/images/{image_id}/file",
-        "schema": "/v2/schemas/image",
-    }
 
 
 @dataclass(frozen=True, slots=True)

@@ -93,12 +93,18 @@ class Reply:
 
     @classmethod
     def json(
-        cls, document: Any, status: int = 200, headers: Sequence[tuple[str, str]] = ()
+        cls,
+        document: Any,
+        status: int = 200,
+        headers: Sequence[tuple[str, str]] = (),
+        *,
+        delay: float = 0.0,
     ) -> Reply:
         return cls(
             status=status,
             headers=(("Content-Type", "application/json"), *headers),
             body=json.dumps(document).encode(),
+            delay=delay,
         )
 
 

@@ -12,12 +12,11 @@ import time
 import uuid
 
 import aiohttp
-from pytest_aiohttp import AiohttpServer
-from yarl import URL
 
 from shim import metrics
-from tests.fakes import RecordingUpstream, Reply
-from tests.fakes.shim_server import IMAGE_ID, glance_image, local_settings, served_shim
+from tests.fakes.images import IMAGE_ID
+from tests.fakes.shim_server import local_settings, served_shim
+from tests.inprocess.conftest import FakeGlance
 
 TOKEN = "canaryTOK-callers-5d1f0e9a7b3c"
 SERIES = "nova_image_shim_legacy_callers_total"
@@ -35,18 +34,11 @@ def last_seen(client: str, project: str) -> float | None:
     )
 
 
-async def glance(aiohttp_server: AiohttpServer) -> URL:
-    fake = RecordingUpstream()
-    fake.on("/v2/images", Reply.json({"images": [glance_image()]}))
-    fake.on(f"/v2/images/{IMAGE_ID}", Reply.json(glance_image()))
-    return await fake.start(aiohttp_server)
-
-
 async def test_passthrough_counts_the_url_project_or_unknown(
-    aiohttp_server: AiohttpServer,
+    glance: FakeGlance,
 ) -> None:
     project = uuid.uuid4().hex
-    settings = local_settings(glance_url=await glance(aiohttp_server))
+    settings = local_settings(glance_url=glance[1])
     before = callers("openstacksdk", project), callers("gophercloud", "unknown")
     started = time.time()
     async with served_shim(settings) as shim, aiohttp.ClientSession() as client:
@@ -69,10 +61,10 @@ async def test_passthrough_counts_the_url_project_or_unknown(
 
 
 async def test_trusted_headers_count_the_vouched_project_never_a_token(
-    aiohttp_server: AiohttpServer,
+    glance: FakeGlance,
 ) -> None:
     project = uuid.uuid4().hex
-    settings = local_settings(glance_url=await glance(aiohttp_server), auth="trusted-headers")
+    settings = local_settings(glance_url=glance[1], auth="trusted-headers")
     before = callers("curl", project), callers("curl", "unknown")
     async with served_shim(settings) as shim, aiohttp.ClientSession() as client:
         vouched = {"X-Project-Id": project, "X-User-Id": "alice-user-id", "User-Agent": "curl/8"}
@@ -96,11 +88,11 @@ async def test_trusted_headers_count_the_vouched_project_never_a_token(
 
 
 async def test_more_projects_than_the_bound_count_as_other(
-    aiohttp_server: AiohttpServer,
+    glance: FakeGlance,
 ) -> None:
     # The label set is per process: leave room for exactly two more projects.
     room = len(metrics.get().caller_projects) + 2
-    settings = local_settings(glance_url=await glance(aiohttp_server), caller_projects_max=room)
+    settings = local_settings(glance_url=glance[1], caller_projects_max=room)
     projects = [uuid.uuid4().hex for _ in range(5)]
     other = callers("fog", "other")
     async with served_shim(settings) as shim, aiohttp.ClientSession() as client:

@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import aiohttp
 import pytest
 
 from shim.settings import Settings, SettingsError
+from shim.tls import UpstreamTrust
 from tests.stack.tls import Pki
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -167,3 +169,15 @@ async def test_verification_off_is_warned_and_https_is_served(pki: Pki) -> None:
         next(e for e in events if e["event"] == "listening")
     )
     assert {e["scheme"] for e in events if e["event"] == "listening"} == {"https"}
+
+
+def test_upstream_contexts_verify_with_tls_1_2_or_newer(pki: Pki) -> None:
+    trust = UpstreamTrust.build(ca_file=str(pki.ca_file), nova_ca_file=str(pki.client.cert))
+    assert trust.glance is trust.keystone  # one pool key for Glance and Keystone calls
+    assert trust.nova is not trust.glance
+    for context in (trust.glance, trust.nova):
+        assert context.minimum_version == ssl.TLSVersion.TLSv1_2
+        assert (context.verify_mode, context.check_hostname) == (ssl.CERT_REQUIRED, True)
+    off = UpstreamTrust.build(ca_file=None, verify=False)
+    assert (off.glance.verify_mode, off.glance.check_hostname) == (ssl.CERT_NONE, False)
+    assert off.glance.minimum_version == ssl.TLSVersion.TLSv1_2

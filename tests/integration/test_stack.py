@@ -137,7 +137,7 @@ def test_import_returns_once_its_task_has_finished(
     scratch_images: ScratchImages, glance_api: GlanceApi
 ) -> None:
     # The import task writes its own status after the image turns active; seeding that
-    # went on in that gap met "database is locked" 500s on a loaded CI machine.
+    # went on in that gap met "database is locked" 500s on a loaded CI machine (on sqlite).
     image = scratch_images("alice", name="imported", disk_format="raw", container_format="bare")
     glance_api.stage("alice", image["id"], b"i" * 64)
     assert glance_api.import_staged("alice", image["id"])["status"] == "active"

@@ -16,8 +16,10 @@ from aiohttp.test_utils import TestClient
 from yarl import URL
 
 from shim.glance import UNAVAILABLE
+from shim.keys import SESSION
 from shim.keystone import IDENTITY_UNAVAILABLE
 from tests.fakes.logs import captured_logs
+from tests.fakes.net import acquired_connections
 from tests.integration.catalog_entries import endpoints_in_new_region
 from tests.integration.conftest import MakeShim
 from tests.stack.catalogue import Catalogue
@@ -139,6 +141,13 @@ async def test_verification_off_still_reads(
     assert [i["id"] for i in json.loads(body)["images"]] == catalogue.listings["alice"]
 
 
+def in_use(client: Client) -> int:
+    """Connections checked out of the Glance and Keystone pool (none once answered)."""
+    connector = client.app[SESSION].connector
+    assert connector is not None
+    return acquired_connections(connector)
+
+
 def tls_lines(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [event for event in events if event.get("event") == "upstream_tls_failed"]
 
@@ -163,6 +172,7 @@ async def test_an_unknown_ca_at_glance_is_a_503_with_one_log_line(
     [line] = tls_lines(logs.events())
     assert line["upstream"] == "glance"
     assert line["url"].startswith(https_stack.glance_url)
+    assert in_use(client) == 0
     assert line["reason"].startswith("certificate verify failed: ")
 
 
@@ -208,6 +218,7 @@ async def test_no_client_certificate_for_a_glance_that_demands_one_is_a_503(
     assert json.loads(body)["serviceUnavailable"]["message"] == UNAVAILABLE
     [line] = tls_lines(logs.events())
     assert (line["upstream"], line["reason"]) == ("glance", "tlsv13 alert certificate required")
+    assert in_use(client) == 0
 
 
 async def test_passthrough_to_nova_over_https(

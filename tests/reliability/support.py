@@ -8,7 +8,6 @@
   loggers, asyncio), with ``unexpected_error`` and tracebacks counted.
 * `settle`: wait until no connection is checked out of the shim's pool and no task running
   shim code is left, and until the task count is back to a baseline.
-* `glance_image`, `page`, `SCHEMA`: a plausible Glance for `RecordingUpstream`.
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ import asyncio
 import contextlib
 import logging
 import traceback
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +25,7 @@ import aiohttp
 import structlog
 from structlog.typing import EventDict
 
-from tests.fakes import Reply, acquired_connections
+from tests.fakes import acquired_connections
 
 CANARY: Final = "canaryTOK-9e1f3a7c5b2d4e6f8a0b"
 """Prefix of every token used here: long, unique, and unlike any real token shape."""
@@ -35,44 +33,9 @@ CANARY: Final = "canaryTOK-9e1f3a7c5b2d4e6f8a0b"
 SHIM_ROOT: Final = str(Path(__file__).resolve().parents[2] / "shim")
 FAKES_ROOT: Final = str(Path(__file__).resolve().parents[1] / "fakes")
 
-SCHEMA: Final = {
-    "name": "image",
-    "properties": {
-        "id": {},
-        "name": {},
-        "status": {},
-        "visibility": {},
-        "os_distro": {"is_base": False},
-    },
-}
-
 
 def token(n: int | str = 0) -> str:
     return f"{CANARY}-{n}"
-
-
-def glance_image(index: int, **extra: Any) -> dict[str, Any]:
-    return {
-        "id": str(uuid.UUID(int=index)),
-        "name": f"image-{index}",
-        "status": "active",
-        "visibility": "private",
-        "size": 1024,
-        "min_ram": 0,
-        "min_disk": 0,
-        "created_at": "2026-01-02T03:04:05Z",
-        "updated_at": "2026-01-02T03:04:06Z",
-        **extra,
-    }
-
-
-def page(start: int, count: int, *, full: bool = True) -> Reply:
-    """One Glance list page of images ``start .. start+count-1``; ``full``: a next link."""
-    images = [glance_image(i) for i in range(start, start + count)]
-    document: dict[str, Any] = {"images": images, "first": "/v2/images", "schema": "/x"}
-    if full and images:
-        document["next"] = f"/v2/images?limit={count}&marker={images[-1]['id']}"
-    return Reply.json(document)
 
 
 @dataclass

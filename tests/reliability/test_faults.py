@@ -36,14 +36,8 @@ from shim.app import create_app
 from shim.keys import NOVA_SESSION, SESSION
 from shim.settings import Settings
 from tests.fakes import RecordedRequest, RecordingUpstream, Reply, refused_url
-from tests.reliability.support import (
-    SCHEMA,
-    capture,
-    glance_image,
-    page,
-    settle,
-    token,
-)
+from tests.fakes.images import SCHEMA, glance_image, page
+from tests.reliability.support import capture, settle, token
 
 # Timers on these VMs fire late by a fixed ~50-90 ms (a bare aiohttp request with a 1 s
 # total timeout returns after ~1.035 s, plus the test client's and fake's own turns), so a
@@ -159,16 +153,15 @@ def expected(kind: Kind, fault: Fault) -> Expect:
         if fault.startswith("http"):
             return Expect(int(fault[4:]))  # Nova's own answer, relayed
         if fault == "truncated":
-            # JSON of known length is held whole to keep its links on the shim (at most
-            # 1 MiB): cut short, nothing was sent yet, so it is a clean 502.
+            # JSON of known length is read whole before anything is sent (its links are
+            # rewritten): a body cut short is still a clean fault (docs/proxying.md).
             return Expect(502, "computeFault")
         if fault == "reset":
-            return Expect(None)  # of unknown length: streamed, so only an abort is honest
+            return Expect(None)  # chunked JSON streams: only an abort is honest
         if fault == "reset_early":
             return Expect(502, "computeFault")
-        # Relayed in full: the shim parses no Nova body (JSON links are rewritten as it
-        # streams) and a stream that keeps making progress has no total deadline
-        # (contract.md §4, §6).
+        # Relayed untouched and in full: the shim parses no Nova body and a stream that
+        # keeps making progress has no total deadline (contract.md §4, §6).
         return Expect(200, deadline=None)
     # token validation (keystone mode): Keystone failing never lets a request through.
     if fault == "refused":
@@ -299,7 +292,7 @@ async def test_fault(
         metrics_listen=None,
         glance_page_size=2,
         glance_timeout=TIMEOUT,
-        keystone_timeout=TIMEOUT,
+        keystone_timeout=TIMEOUT,  # token validation has its own deadline, the same here
         connect_timeout=TIMEOUT / 2,
         nova_read_timeout=TIMEOUT,
         glance_retries=RETRIES,

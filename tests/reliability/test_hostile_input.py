@@ -24,7 +24,8 @@ from shim.app import create_app
 from shim.server import start
 from shim.settings import Address, Settings
 from tests.fakes import RecordedRequest, RecordingUpstream, Reply
-from tests.reliability.support import SCHEMA, capture, glance_image, page, token
+from tests.fakes.images import SCHEMA, glance_image, page
+from tests.reliability.support import capture, token
 from tests.shim_fixtures import MakeShim
 from tests.stack.fixtures import ScratchImages
 from tests.stack.info import StackInfo

@@ -34,7 +34,8 @@ from shim.app import create_app
 from shim.observability import configure_logging
 from shim.settings import Settings
 from tests.fakes import RecordingUpstream, Reply, refused_url
-from tests.reliability.support import CANARY, SCHEMA, capture, glance_image, page, token
+from tests.fakes.images import SCHEMA, glance_image, page
+from tests.reliability.support import CANARY, capture, token
 from tests.stack.procs import free_port
 
 REPO: Final = Path(__file__).resolve().parents[2]

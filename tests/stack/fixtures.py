@@ -87,6 +87,11 @@ def _report(config: pytest.Config, line: str) -> None:
     config.stash.setdefault(_REPORT, []).append(line)
 
 
+def report_line(config: pytest.Config, line: str) -> None:
+    """Add `line` to the "real stack" section of the terminal summary."""
+    _report(config, line)
+
+
 def pytest_terminal_summary(
     terminalreporter: pytest.TerminalReporter, config: pytest.Config
 ) -> None:

@@ -122,9 +122,9 @@ def ensure_server(log: Path) -> None:
         conf.parent.mkdir(parents=True, exist_ok=True)
         conf.write_text("create_main_cluster = false\n")
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        run_logged(["apt-get", "update", "-q"], log, env=env)
-        install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", DEBIAN_PACKAGE]
-        run_logged(install, log, env=env)
+        apt = ["apt-get", "-o", "DPkg::Lock::Timeout=600", "-q"]
+        run_logged([*apt, "update"], log, env=env)
+        run_logged([*apt, "install", "-y", "--no-install-recommends", DEBIAN_PACKAGE], log, env=env)
     if os.geteuid() == 0:
         try:
             pwd.getpwnam(ACCOUNT)

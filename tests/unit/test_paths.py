@@ -6,7 +6,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from shim.legacy.paths import LegacyTarget, match_legacy, merge_slashes
+from shim.legacy.paths import LegacyTarget, merge_slashes
+from shim.legacy.table import match_legacy
 
 PID = "6f70656e737461636b20342065766572"
 IMG = "70a599e0-31e7-49b7-b260-868f441e862b"

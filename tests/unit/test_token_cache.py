@@ -5,10 +5,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 
+import aiohttp
 import pytest
+from yarl import URL
 
 from shim import metrics
+from shim.keystone import Keystone
 from shim.token_cache import TokenCache, Verdict, token_key
+from tests.fakes.shim_server import local_settings
 
 
 class Clock:
@@ -219,6 +223,7 @@ async def test_a_cancelled_caller_does_not_cancel_the_shared_load() -> None:
     assert "tok" in cache
 
 
-def test_lookups_are_counted_in_metrics_by_default() -> None:
-    cache: TokenCache[str] = TokenCache(ttl=10.0, max_size=10)
-    assert cache._on_lookup is metrics.token_cache
+async def test_keystone_counts_its_lookups_in_metrics() -> None:
+    settings = local_settings(auth="keystone", keystone_url=URL("http://127.0.0.1:9"))
+    async with aiohttp.ClientSession() as session:
+        assert Keystone(session, settings).cache._on_lookup is metrics.token_cache

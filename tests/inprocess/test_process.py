@@ -24,12 +24,10 @@ import aiohttp
 import pytest
 from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
-from pytest_aiohttp import AiohttpServer
 from yarl import URL
 
-from tests.fakes import RecordingUpstream, Reply
+from tests.fakes import RecordingUpstream
 from tests.fakes.logs import assert_free_of
-from tests.fakes.shim_server import glance_image
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "tok-process-test-3b9f1e2d7c-secret"
@@ -127,20 +125,6 @@ async def shim_process(env: Mapping[str, str]) -> AsyncIterator[ShimProcess]:
         assert proc.stderr is not None
         await proc.stderr.read()
         assert_free_of(shim.lines, TOKEN)
-
-
-@pytest.fixture
-async def glance(aiohttp_server: AiohttpServer) -> tuple[RecordingUpstream, URL]:
-    fake = RecordingUpstream()
-    fake.on("/v2/images", Reply.json({"images": [glance_image()]}))
-    fake.on("/v2/images/slow", Reply(delay=2.0, **_json(glance_image("slow"))))
-    server = await aiohttp_server(fake.app)
-    return fake, server.make_url("/")
-
-
-def _json(document: Any) -> dict[str, Any]:
-    reply = Reply.json(document)
-    return {"headers": reply.headers, "body": reply.body}
 
 
 def _families(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -1,7 +1,7 @@
 """Metrics: bounded labels, the request/upstream/legacy-caller series, the probes.
 
 Metric objects are process-wide, so traffic tests compare sample values before and after.
-(Aggregation across worker processes is tested in ``tests/integration/test_process.py``.)
+(Aggregation across worker processes is tested in ``tests/inprocess/test_process.py``.)
 """
 
 from __future__ import annotations
@@ -14,14 +14,16 @@ from yarl import URL
 
 from shim import metrics
 from shim.access import classify_upstream, outcome_of, route_of
-from shim.keys import Runtime
+from shim.legacy.microversion import Version
+from shim.runtime import Runtime
 from tests.fakes import RecordingUpstream, Reply
+from tests.fakes.images import IMAGE_ID, glance_image
 from tests.fakes.net import refused_url
-from tests.fakes.shim_server import IMAGE_ID, glance_image, local_settings, served_shim
+from tests.fakes.shim_server import local_settings, served_shim
 
 TOKEN = "tok-metrics-test-token"
 PROJECT = "0c1c1d2b3e4f40b6a4b1e1c2d3e4f5a6"
-MAX = (2, 104)
+MAX = Version(2, 104)
 
 
 def sample(name: str, **labels: str) -> float:

@@ -9,7 +9,8 @@ from pytest_aiohttp import AiohttpServer
 from shim.deprecation import deprecation_headers, parse_instant
 from shim.settings import Settings, SettingsError
 from tests.fakes import RecordingUpstream, Reply
-from tests.fakes.shim_server import IMAGE_ID, glance_image, local_settings, served_shim
+from tests.fakes.images import IMAGE_ID, glance_image
+from tests.fakes.shim_server import local_settings, served_shim
 
 EPOCH_2026_06_30 = 1782777600  # 2026-06-30T00:00:00Z
 SUNSET_HTTP_DATE = "Thu, 31 Dec 2026 00:00:00 GMT"

@@ -16,32 +16,9 @@ from yarl import URL
 from shim.app import create_app
 from shim.settings import Settings
 from tests.fakes import RecordingUpstream, Reply, refused_url
+from tests.fakes.images import SCHEMA, glance_image, page
 
 TOKEN = "gAAAAAB-boundary-token-never-logged"
-SCHEMA = {"name": "image", "properties": {"id": {}, "name": {}, "status": {}, "os_distro": {
-    "is_base": False}}}  # fmt: skip
-
-
-def glance_image(index: int, **extra: Any) -> dict[str, Any]:
-    return {
-        "id": str(uuid.UUID(int=index)),
-        "name": f"image-{index}",
-        "status": "active",
-        "size": 1024,
-        "min_ram": 0,
-        "min_disk": 0,
-        "created_at": "2026-01-02T03:04:05Z",
-        "updated_at": "2026-01-02T03:04:06Z",
-        **extra,
-    }
-
-
-def page(start: int, count: int, full: bool = True) -> Reply:
-    images = [glance_image(i) for i in range(start, start + count)]
-    document: dict[str, Any] = {"images": images, "first": "/v2/images", "schema": "/x"}
-    if full:
-        document["next"] = f"/v2/images?limit={count}&marker={images[-1]['id']}"
-    return Reply.json(document)
 
 
 async def shim_over(

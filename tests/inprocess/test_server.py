@@ -15,8 +15,9 @@ import pytest
 from pytest_aiohttp import AiohttpServer
 
 from tests.fakes import RecordingUpstream, Reply
+from tests.fakes.images import glance_image
 from tests.fakes.logs import captured_logs
-from tests.fakes.shim_server import ServedShim, glance_image, local_settings, served_shim
+from tests.fakes.shim_server import ServedShim, local_settings, served_shim
 
 BOUND = 0.5
 GET_IMAGES = b"GET /v2.1/images HTTP/1.1\r\nHost: shim\r\nX-Auth-Token: tok-server-test\r\n\r\n"

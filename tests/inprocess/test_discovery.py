@@ -16,6 +16,7 @@ from shim.discovery import (
     v2_document,
     v21_document,
 )
+from shim.legacy.microversion import parse_max
 from shim.settings import Settings
 
 # docs/nova.md appendix A, as Nova 34 served them on http://127.0.0.1:18774.
@@ -73,14 +74,15 @@ def test_documents_modulo_host_and_version() -> None:
 )
 def test_advertised_max_version(cap: str, maximum: str, advertised: str) -> None:
     settings = _settings(microversion_cap=cap, max_microversion=maximum)
-    assert advertised_max_version(settings) == advertised
+    assert advertised_max_version(settings, parse_max(maximum)) == advertised
 
 
 @pytest.fixture
 def make_client(aiohttp_client: AiohttpClient) -> MakeClient:
     async def make(settings: Settings) -> Client:
         async def handle(request: web.Request) -> web.StreamResponse:
-            response = await discovery_handler(request, settings)
+            maximum = parse_max(settings.max_microversion)
+            response = await discovery_handler(request, settings, maximum)
             return response if response is not None else web.Response(status=599)
 
         app = web.Application()
