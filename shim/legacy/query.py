@@ -69,6 +69,9 @@ KNOWN_PARAMS: Final = frozenset(
 PROPERTY_PREFIX: Final = "property-"
 
 # Nova filter name -> Glance parameter (the ones that need no value rewriting here).
+GLANCE_INT_MAX: Final = 2**31 - 1
+_GLANCE_INTEGERS: Final = ("min_ram", "min_disk")
+_ASCII_DIGITS: Final = re.compile("[0-9]+")
 _FILTERS: Final[dict[str, str]] = {
     "name": "name",
     "type": "image_type",
@@ -166,10 +169,12 @@ def to_glance_query(params: Sequence[tuple[str, str]]) -> ListQuery:
     offsets: list[str] = []
     marker: str | None = None
     filters: dict[str, str] = {}
+    given_as: dict[str, str] = {}  # Glance filter -> the Nova parameter that set it last
     for name, value in params:
         glance_name = _FILTERS.get(name)
         if glance_name is not None:
             filters[glance_name] = value
+            given_as[glance_name] = name
         elif name.startswith(PROPERTY_PREFIX):
             glance_name = name[len(PROPERTY_PREFIX) :]
             if glance_name in _UNFILTERABLE:
@@ -177,6 +182,7 @@ def to_glance_query(params: Sequence[tuple[str, str]]) -> ListQuery:
             if glance_name == "instance_uuid":
                 value = _server_id(value)
             filters[glance_name] = value
+            given_as[glance_name] = name
         elif name == "status":
             filters["status"] = glance_status(value)
         elif name == "changes-since":
@@ -191,6 +197,9 @@ def to_glance_query(params: Sequence[tuple[str, str]]) -> ListQuery:
             marker = value
         elif name == "offset":
             offsets.append(value)
+    for glance_name in _GLANCE_INTEGERS:
+        if glance_name in filters:
+            _validate_glance_integer(given_as[glance_name], filters[glance_name])
     # Nova's schema validates every value, limit before page_size before offset ...
     for name, values in (("limit", limits), ("page_size", page_sizes), ("offset", offsets)):
         for value in values:
@@ -230,6 +239,25 @@ def _number_from_str(value: str) -> int | float | None:
             return float(value)
         except ValueError:
             return None
+
+
+def _validate_glance_integer(name: str, value: str) -> None:
+    """contract.md D15: ``min_ram``/``min_disk`` are 32-bit integer columns in Glance's
+    database; anything else makes Glance on PostgreSQL answer 500 (sqlite and MySQL
+    compare loosely instead), so it is refused here as the bad input it is. An empty value
+    goes on as before."""
+    if not value:
+        return
+    digits = value.lstrip("0")
+    if not (
+        _ASCII_DIGITS.fullmatch(value)
+        and len(digits) <= 10
+        and int(digits or "0") <= GLANCE_INT_MAX
+    ):
+        raise BadRequest(
+            f"Invalid input for query parameters {name}. Value: {value}. "
+            f"{value!r} is not an integer from 0 to {GLANCE_INT_MAX}"
+        )
 
 
 def _to_int(name: str, value: str) -> int:

@@ -5,7 +5,7 @@ can rely on — status, the body as JSON (links with the server's own base repla
 ``{compute}``, other per-answer values by placeholders), and the headers Nova sets
 (request ids present and well-formed, both microversion headers, ``Vary``, content type,
 ``WWW-Authenticate``). `judge` then says whether the two agree, or which declared deviation
-(docs/contract.md: D1-D13, and P1 in passthrough mode) explains the difference. Each
+(docs/contract.md: D1-D15, and P1 in passthrough mode) explains the difference. Each
 deviation is a named, narrow predicate; anything else is undeclared and fails the test.
 """
 
@@ -429,18 +429,18 @@ def _n1(ev: Evidence, nova: Comparable, shim: Comparable) -> bool:
     )
 
 
-def _n2(nova: Comparable, shim: Comparable) -> bool:
-    """Glance answers 500 (e.g. ``min_ram=abc`` on PostgreSQL): Nova relays glanceclient's
-    error as a 500, the shim retries and answers 503 as for an unavailable Glance (D11
-    names unreachable, timeout and 503 only)."""
+def _d15(nova: Comparable, shim: Comparable) -> bool:
+    """``minRam``/``minDisk`` that is no 32-bit integer: Glance on PostgreSQL answers 500
+    and Nova relays it as a 500; the shim refuses the value with a 400 first."""
     fault, shim_fault = nova.fault(), shim.fault()
     return (
         fault is not None
         and _nova_500(nova)
         and "glanceclient.exc.HTTPInternalServerError" in fault[2]
         and shim_fault is not None
-        and shim_fault[:2] == ("serviceUnavailable", 503)
-        and differing_parts(replace(nova, status=503, body=shim.body), shim) == []
+        and shim_fault[:2] == ("badRequest", 400)
+        and shim_fault[2].startswith("Invalid input for query parameters min")
+        and shim_fault[2].endswith("is not an integer from 0 to 2147483647")
     )
 
 
@@ -458,6 +458,9 @@ DEVIATIONS: Final[tuple[Deviation, ...]] = (
     Deviation("D11", "Glance unavailable: 503 with Retry-After", lambda ev, n, s: False),
     Deviation("D12", "project id in links iff the path has one", _d12),
     Deviation("D13", "malformed Glance answer: 502", lambda ev, n, s: False),
+    Deviation(
+        "D15", "min_ram/min_disk that is no 32-bit integer: 400", lambda ev, n, s: _d15(n, s)
+    ),
     Deviation("P1", "passthrough mode: URL project id not checked", _p1),
 )
 """D8, D11 and D13 need a Glance the stack does not have (several servers, an unavailable
@@ -465,7 +468,6 @@ or a broken one): they are never matched here, and reported with 0 cases."""
 
 REPORTED: Final[tuple[Deviation, ...]] = (
     Deviation("N1", "/v2: non-string value under only bad keys (Nova stringifies)", _n1),
-    Deviation("N2", "Glance 500 on a list: Nova 500, the shim 503", lambda ev, n, s: _n2(n, s)),
 )
 """Differences between Nova and the shim that the contract does not declare: named and
 counted apart (docs/nova.md appendix E) until the contract decides. Each is as narrow as

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl
+
 import pytest
 
 from shim.faults import BadRequest
@@ -87,7 +89,7 @@ def test_no_parameters() -> None:
         ("name=", (("name", ""),)),
         ('name=in:"a","b"', (("name", 'in:"a","b"'),)),
         ("minRam=512&minDisk=10", (("min_ram", "512"), ("min_disk", "10"))),
-        ("minRam=abc", (("min_ram", "abc"),)),
+        ("minRam=0&minDisk=2147483647", (("min_ram", "0"), ("min_disk", "2147483647"))),
         (
             "changes-since=2011-01-24T17:08%2B01:00",
             (("updated_at", "gte:2011-01-24T17:08+01:00"),),
@@ -352,3 +354,31 @@ def test_next_link_encodes_like_urlencode() -> None:
 )
 def test_wants_next_link(limit: int | None, max_limit: int, returned: int, expected: bool) -> None:
     assert wants_next_link(limit, max_limit, returned) is expected
+
+
+@pytest.mark.parametrize(
+    ("query", "name", "value"),
+    [
+        ("minRam=abc", "minRam", "abc"),
+        ("minDisk=2147483648", "minDisk", "2147483648"),
+        ("minDisk=-1", "minDisk", "-1"),
+        ("minRam=1.5", "minRam", "1.5"),
+        ("minRam=%EF%BC%91", "minRam", "\uff11"),  # a full-width digit
+        ("property-min_ram=x", "property-min_ram", "x"),
+        ("minRam=x&minRam=5", None, None),  # the last value is the one applied
+    ],
+)
+def test_glance_integer_filters_are_32_bit_integers(
+    query: str, name: str | None, value: str | None
+) -> None:
+    """contract.md D15: what Glance on PostgreSQL would answer 500 to is a 400 here."""
+    params = parse_qsl(query, keep_blank_values=True)
+    if name is None:
+        assert dict(to_glance_query(params).filters) == {"min_ram": "5"}
+        return
+    with pytest.raises(BadRequest) as raised:
+        to_glance_query(params)
+    assert raised.value.message == (
+        f"Invalid input for query parameters {name}. Value: {value}. "
+        f"{value!r} is not an integer from 0 to 2147483647"
+    )

@@ -86,6 +86,12 @@ def test_every_query_maps_or_is_a_bad_request(params: list[tuple[str, str]]) -> 
     params=st.lists(st.tuples(st.sampled_from(sorted(_FILTER_TO_GLANCE)), st.text()), min_size=1)
 )
 def test_last_value_is_applied(params: list[tuple[str, str]]) -> None:
+    # contract.md D15: a min_ram/min_disk value that is no 32-bit integer is refused.
+    last = {_FILTER_TO_GLANCE[n]: v for n, v in params if n in ("minRam", "minDisk")}
+    if any(v and not (v.isascii() and v.isdigit() and int(v) < 2**31) for v in last.values()):
+        with pytest.raises(BadRequest):
+            to_glance_query(params)
+        return
     glance = dict(to_glance_query(params).filters)
     name, value = params[-1]
     key = _FILTER_TO_GLANCE[name]
