@@ -247,6 +247,10 @@ class GlanceClient:
         return doc
 
     def _image_url(self, image_id: str) -> URL:
+        if "\x00" in image_id:
+            # No image id holds a NUL, and Glance on PostgreSQL answers 500 to one
+            # (contract.md D14): the answer any unknown id gets.
+            raise ItemNotFound(IMAGE_NOT_FOUND)
         return self._images.with_path(
             f"{self._images.raw_path}/{quote_segment(image_id)}", encoded=True
         )

@@ -39,6 +39,7 @@ anything else          —                                           ignored (as
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -185,10 +186,13 @@ def to_glance_query(params: Sequence[tuple[str, str]]) -> ListQuery:
             given_as[glance_name] = name
         elif name == "status":
             filters["status"] = glance_status(value)
+            given_as["status"] = name
         elif name == "changes-since":
             filters["updated_at"] = "gte:" + value
+            given_as["updated_at"] = name
         elif name == "server":
             filters["instance_uuid"] = _server_id(value)
+            given_as["instance_uuid"] = name
         elif name == "limit":
             limits.append(value)
         elif name == "page_size":
@@ -197,6 +201,15 @@ def to_glance_query(params: Sequence[tuple[str, str]]) -> ListQuery:
             marker = value
         elif name == "offset":
             offsets.append(value)
+    for glance_name, value in filters.items():
+        if "\x00" in value:  # contract.md D14: Glance on PostgreSQL answers 500 to it
+            raise BadRequest(
+                f"Invalid input for query parameters {given_as.get(glance_name, glance_name)}. "
+                "The value contains a NUL character."
+            )
+    if marker is not None and "\x00" in marker:
+        # What Glance answers for any marker that is no image id (docs/nova.md §6.2).
+        raise BadRequest(f"HTTP 400 Bad Request: No image found with ID {html.escape(marker)}")
     for glance_name in _GLANCE_INTEGERS:
         if glance_name in filters:
             _validate_glance_integer(given_as[glance_name], filters[glance_name])

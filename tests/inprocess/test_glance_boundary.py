@@ -83,6 +83,29 @@ async def test_hostile_ids_stay_one_glance_path_segment(
     assert "X-Evil" not in fake.requests[-1].header_names
 
 
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/v2.1/images/a%00b"),
+        ("DELETE", "/v2.1/images/%00"),
+        ("GET", "/v2.1/images/%00/metadata"),
+    ],
+)
+async def test_an_id_with_a_nul_is_not_found_without_asking_glance(
+    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient, method: str, path: str
+) -> None:
+    """contract.md D14: Glance on PostgreSQL answers 500 to a NUL; no image has one."""
+    fake = RecordingUpstream()
+    client = await shim_over(fake, aiohttp_server, aiohttp_client)
+    url = URL(str(client.make_url("")).rstrip("/") + path, encoded=True)
+    async with client.session.request(method, url, headers={"X-Auth-Token": TOKEN}) as response:
+        assert response.status == 404
+        assert await response.json() == {
+            "itemNotFound": {"code": 404, "message": "Image not found."}
+        }
+    assert not [r for r in fake.requests if r.raw_path.startswith("/v2/images/")]
+
+
 async def test_query_values_are_encoded_for_glance(
     aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient
 ) -> None:

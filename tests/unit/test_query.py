@@ -382,3 +382,28 @@ def test_glance_integer_filters_are_32_bit_integers(
         f"Invalid input for query parameters {name}. Value: {value}. "
         f"{value!r} is not an integer from 0 to 2147483647"
     )
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        (
+            "name=a%00b",
+            "Invalid input for query parameters name. The value contains a NUL character.",
+        ),
+        (
+            "server=%00",
+            "Invalid input for query parameters server. The value contains a NUL character.",
+        ),
+        (
+            "property-x=%00",
+            "Invalid input for query parameters property-x. The value contains a NUL character.",
+        ),
+        ("limit=1&marker=%00<", "HTTP 400 Bad Request: No image found with ID \x00&lt;"),
+    ],
+)
+def test_a_nul_never_reaches_glance(query: str, message: str) -> None:
+    """contract.md D14: Glance on PostgreSQL answers 500 to a NUL; it is bad input."""
+    with pytest.raises(BadRequest) as raised:
+        to_glance_query(parse_qsl(query, keep_blank_values=True))
+    assert raised.value.message == message
