@@ -158,7 +158,6 @@ async def test_passthrough_keeps_encoded_separators_as_sent(
         "m%23frag",
         "m%2F..%2F..%2Fv1",
         "%2e%2e",
-        "m%00n",
         "m%20HTTP/1.1",
     ],
 )
@@ -177,6 +176,20 @@ async def test_markers_and_filters_stay_single_query_values(
     assert dict(params)["name"] == unquote(marker)
     assert dict(params)["limit"] == "2"
     assert_glance_paths_confined(glance.requests)
+
+
+async def test_a_nul_in_a_marker_or_filter_is_refused_before_glance(
+    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient
+) -> None:
+    """contract.md D14: Glance on PostgreSQL answers 500 to a NUL; it is bad input."""
+    client, glance, _ = await shim_over_fakes(aiohttp_server, aiohttp_client)
+    for query in ("limit=2&marker=m%00n", "name=m%00n"):
+        async with client.session.get(
+            raw(client, f"/v2.1/images/detail?{query}"), headers=AUTH
+        ) as response:
+            assert response.status == 400
+            assert "badRequest" in await response.json()
+    assert not [r for r in glance.requests if r.raw_path == "/v2/images"]
 
 
 @pytest.mark.parametrize(
