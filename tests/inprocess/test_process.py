@@ -268,7 +268,11 @@ async def test_sigterm_lets_a_slow_request_finish_then_exits_0(
                     return response.status, await response.json()
 
             pending = asyncio.create_task(slow())
-            await fake.wait_for(1)  # Glance holds it for 2 s from now
+            # Not just any request: the start-up check already called Glance (/versions).
+            async with asyncio.timeout(5):
+                while not any(r.raw_path == "/v2/images/slow" for r in fake.requests):
+                    await fake.wait_for(len(fake.requests) + 1)
+            # Glance holds it for 2 s from now.
             started = time.monotonic()
             shim.proc.send_signal(signal.SIGTERM)
             await shim.wait_for(lambda _: len(shim.named("draining")) >= workers, 5)
