@@ -284,22 +284,11 @@ class GlanceClient:
                 failure = f"status {answer.status}"
             attempt += 1
             pause = random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt))  # noqa: S311
+            where = _where("GET", url)
             if attempt > settings.glance_retries or loop.time() + pause >= deadline:
-                log.warning(
-                    "glance_unavailable",
-                    op=glance_operation("GET", url),
-                    url=_loggable(url),
-                    attempts=attempt,
-                    failure=failure,
-                )
+                log.warning("glance_unavailable", **where, attempts=attempt, failure=failure)
                 raise ServiceUnavailable(UNAVAILABLE, retry_after=settings.retry_after)
-            log.info(
-                "glance_retry",
-                op=glance_operation("GET", url),
-                url=_loggable(url),
-                attempt=attempt,
-                failure=failure,
-            )
+            log.info("glance_retry", **where, attempt=attempt, failure=failure)
             await asyncio.sleep(pause)
 
     async def _send(
@@ -328,12 +317,7 @@ class GlanceClient:
             if answer.status not in _RETRY_STATUSES:
                 return answer
             failure = f"status {answer.status}"
-        log.warning(
-            "glance_unavailable",
-            op=glance_operation(method, url),
-            url=_loggable(url),
-            failure=failure,
-        )
+        log.warning("glance_unavailable", **_where(method, url), failure=failure)
         raise ServiceUnavailable(UNAVAILABLE, retry_after=self._settings.retry_after)
 
     def _refuse_tls(self, url: URL, error: BaseException) -> None:
@@ -388,6 +372,11 @@ def glance_operation(method: str, url: URL) -> str:
     if "/v2/images/" in path:
         return {"GET": "show", "DELETE": "delete", "PATCH": "patch"}.get(method, "other")
     return "other"
+
+
+def _where(method: str, url: URL) -> dict[str, str]:
+    """The fields that say which Glance call failed, as the access line names it."""
+    return {"op": glance_operation(method, url), "url": _loggable(url)}
 
 
 def _loggable(url: URL) -> str:
