@@ -193,10 +193,19 @@ def shim_target(
     extra_env: dict[str, str] | None = None,
     *,
     tls: bool = False,
+    tree: Path | None = None,
+    named: tuple[str, str] | None = None,
 ) -> Target:
-    """The shim over *nginx*; with *tls* it calls nginx's HTTPS port, verifying it."""
+    """The shim over *nginx*; with *tls* it calls nginx's HTTPS port, verifying it.
+
+    With *tree* it runs the ``shim`` package of that directory (another revision of this
+    repository, `bench/against.py`) instead of this checkout's, under the same interpreter;
+    *named* is then the target's key and label.
+    """
     key, label = ("shim-tls", "(e) shim, Glance over HTTPS") if tls else ("shim", "(d) shim")
-    if command is None and not (REPO / "shim" / "__main__.py").exists():
+    if named is not None:
+        key, label = named
+    if command is None and not ((tree or REPO) / "shim" / "__main__.py").exists():
         reason = "shim CLI not written yet (no shim/__main__.py for `python -m shim`)"
         return Target(key, label, "", list, speaks_nova=True, na=reason)
     port = free_port()
@@ -212,8 +221,11 @@ def shim_target(
     }
     if tls:
         env |= {"SHIM_GLANCE_URL": nginx.tls_url, "SHIM_CA_FILE": str(nginx.ca_file)}
+    if tree is not None:
+        env["PYTHONPATH"] = str(tree)
     argv = [*taskset(cpus), *(command or [sys.executable, "-m", "shim"])]
-    service = Service(label, argv, logs / f"{log_name}-{workers}w.log", env=env, cwd=REPO)
+    log = logs / f"{log_name}-{workers}w.log"
+    service = Service(label, argv, log, env=env, cwd=tree or REPO)
     service.start()
     ready = f"/v2.1/{PROJECT_ID}/images/detail?limit=1"
     return _service_target(key, label, service, f"http://127.0.0.1:{port}", ready, nova=True)

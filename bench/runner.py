@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import cells, report
+from bench import against, cells, report
 from bench.catalogue import write_catalogue
 from bench.cells import Kind, Metrics, Target
 from bench.nova_answers import NovaAnswer, write_nova_answers
@@ -59,6 +59,8 @@ class Options:
     two_workers: bool
     links_only: bool = False
     tls_only: bool = False
+    against: str | None = None
+    revision: str | None = None
 
 
 def parse_options(argv: list[str] | None) -> Options:
@@ -98,6 +100,17 @@ def parse_options(argv: list[str] | None) -> Options:
         action="store_true",
         help="only the TLS cell: the shim calling nginx over HTTPS vs plain HTTP",
     )
+    parser.add_argument(
+        "--against",
+        metavar="REV",
+        help="only this checkout's shim against the shim at git revision REV (CPU per "
+        "request side by side, e.g. before and after a change)",
+    )
+    parser.add_argument(
+        "--revision",
+        metavar="REV",
+        help="with --against: measure revision REV instead of this checkout",
+    )
     args = parser.parse_args(argv)
     quick = bool(args.quick)
     return Options(
@@ -117,6 +130,8 @@ def parse_options(argv: list[str] | None) -> Options:
         two_workers=not args.no_2w,
         links_only=bool(args.links_only),
         tls_only=bool(args.tls),
+        against=args.against,
+        revision=args.revision,
     )
 
 
@@ -151,6 +166,7 @@ class Run:
         self.shim_loop = "n/a"
         self.floor_loop = options.loop
         self.answers: dict[str, NovaAnswer] = {}
+        self.revisions: tuple[against.Revision, against.Revision] | None = None
 
     def record(self, cell: str, outcome: Metrics | str) -> None:
         self.results.add(cell, outcome)
@@ -383,10 +399,47 @@ class Run:
             plain.stop()
             secure.stop()
 
+    def against_phase(self) -> None:
+        """This checkout's shim and the other revision's, one worker each, on the same CPUs."""
+        assert self.nginx is not None
+        assert self.o.against is not None
+        o = self.o
+        here = (
+            against.export(o.revision, self.work / "revision")
+            if o.revision
+            else against.this_checkout()
+        )
+        there = against.export(o.against, self.work / "against")
+        self.revisions = (there, here)
+        _say(f"against: {there.describe()} vs {here.describe()}")
+        targets = {
+            against.HERE: cells.shim_target(
+                self.nginx, 1, o.server_cpus, o.page_size, self.logs, o.shim_command,
+                tree=here.tree, named=(against.HERE, f"after: {here.name}"),
+            ),
+            against.THERE: cells.shim_target(
+                self.nginx, 1, o.server_cpus, o.page_size, self.logs, o.shim_command,
+                "shim-against", tree=there.tree, named=(against.THERE, f"before: {there.name}"),
+            ),
+        }  # fmt: skip
+        self.shim_loop = event_loop_of(targets[against.HERE].pids())
+        try:
+            for rnd in range(o.rounds):
+                _say(f" round {rnd + 1}/{o.rounds} ({time.monotonic() - self.started:.0f} s)")
+                first, second = against.order(rnd)
+                for kind in against.KINDS:
+                    self.closed("w1", kind, [targets[first], targets[second]], rnd)
+        finally:
+            for target in targets.values():
+                target.stop()
+
     def execute(self) -> None:
         o = self.o
         if o.links_only:
             self.execute_links_only()
+            return
+        if o.against:
+            self.execute_against()
             return
         _say(f"writing {o.images:,} canned Glance images to {self.work} ...")
         catalogue = write_catalogue(self.work / "root", o.images, SCALE_PAGES, (o.page_size,))
@@ -419,6 +472,38 @@ class Run:
             self.notes_from_logs()
         finally:
             self.nginx.stop()
+
+    def execute_against(self) -> None:
+        o = self.o
+        images = min(o.images, 1000)
+        catalogue = write_catalogue(self.work / "root", images, SCALE_PAGES, (images,))
+        self.kinds = cells.kinds(catalogue)
+        self.nginx = start_nginx(self.work / "nginx", self.work / "root", o.upstream_cpus)
+        try:
+            self.against_phase()
+            self.notes_from_logs()
+        finally:
+            self.nginx.stop()
+
+    def render_against(self, env: dict[str, str]) -> str:
+        o = self.o
+        assert self.revisions is not None
+        there, here = self.revisions
+        labels = {k: self.kinds[k].label for k in against.KINDS}
+        return self._finish(
+            [
+                self._machine(env),
+                "",
+                f"Before: {there.describe()}. After: {here.describe()}.",
+                "",
+                f"Closed loop: wrk, {o.connections} connections, {o.duration} s per cell, "
+                f"{o.rounds} interleaved round(s), the order alternating. Each shim: 1 worker on "
+                f"CPUs {o.server_cpus}; wrk CPUs {o.load_cpus}; nginx CPUs {o.upstream_cpus}. "
+                f"Event loop: {self.shim_loop}. CPU is the shim process's own, per request.",
+                "",
+                against.table(self.results, labels, "w1"),
+            ]
+        )
 
     def notes_from_logs(self) -> None:
         assert self.nginx is not None
@@ -467,6 +552,8 @@ class Run:
         r = self.results
         if o.tls_only:
             return self.render_tls(env)
+        if o.against:
+            return self.render_against(env)
         links = [
             "### What keeping links on the shim costs",
             "",
