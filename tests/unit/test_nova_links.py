@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from shim.headers import link_base, told_hosts
 from shim.nova_links import BUFFERED_BODY_MAX, body_mode, nova_links
+from tests.unit.strategies import json_trees
 
 pytestmark = pytest.mark.hypothesis
 
@@ -229,17 +230,10 @@ def _hrefs(draw: st.DrawFn) -> str:
 
 _SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
 _LINK = st.fixed_dictionaries({"href": _hrefs(), "rel": st.sampled_from(["self", "bookmark"])})
-_JSON: st.SearchStrategy[Any] = st.recursive(
+_JSON = json_trees(
     _SCALARS | _LINK | _hrefs(),
-    lambda children: (
-        st.lists(children, max_size=4)
-        | st.dictionaries(
-            st.sampled_from(["links", "href", '"href', "name", "servers_links"]) | st.text(),
-            children,
-            max_size=4,
-        )
-    ),
-    max_leaves=12,
+    keys=st.sampled_from(["links", "href", '"href', "name", "servers_links"]) | st.text(),
+    width=4,
 )
 _DUMPS = st.sampled_from(
     [
