@@ -125,6 +125,10 @@ class Target:
                 self.calls[kind.key] = (after - before - 1) / _CALL_SAMPLES
         return self.probed[kind.key]
 
+    def refusal(self, kind: Kind, nginx: Nginx) -> str | None:
+        """Why a cell of *kind* cannot run on this target (not started, wrong answer)."""
+        return self.na or self.probe(kind, nginx)
+
     def _check(self, kind: Kind) -> str | None:
         try:
             status, body = http_get(self.url + self.path(kind), AUTH, timeout=30.0)
@@ -244,11 +248,9 @@ def closed_cell(
     load_cpus: str | None,
 ) -> Metrics | str:
     """Run wrk once; the metrics, or why the cell is n/a."""
-    if target.na:
-        return target.na
-    wrong = target.probe(kind, nginx)
-    if wrong:
-        return wrong
+    refused = target.refusal(kind, nginx)
+    if refused:
+        return refused
     url = target.url + target.path(kind)
     try:
         if warmup:
@@ -287,11 +289,9 @@ def open_cell(
     seconds: float,
     load_cpus: str | None,
 ) -> Metrics | str:
-    if target.na:
-        return target.na
-    wrong = target.probe(kind, nginx)
-    if wrong:
-        return wrong
+    refused = target.refusal(kind, nginx)
+    if refused:
+        return refused
     try:
         result = loadgen.openloop(target.url + target.path(kind), rate, seconds, load_cpus)
     except (loadgen.LoadError, OSError) as exc:

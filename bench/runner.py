@@ -113,26 +113,18 @@ def parse_options(argv: list[str] | None) -> Options:
     )
     args = parser.parse_args(argv)
     quick = bool(args.quick)
-    return Options(
-        duration=args.duration or (2 if quick else 3),
-        rounds=args.rounds or (1 if quick else 3),
-        connections=args.connections,
-        images=args.images,
-        page_size=args.page_size,
-        load_cpus=args.load_cpus,
-        server_cpus=args.server_cpus,
-        server_cpus_2w=args.server_cpus_2w,
-        upstream_cpus=args.upstream_cpus,
-        loop=args.loop,
-        warmup=args.warmup,
-        shim_command=shlex.split(args.shim_cmd) if args.shim_cmd else None,
-        keep=args.keep,
-        two_workers=not args.no_2w,
-        links_only=bool(args.links_only),
-        tls_only=bool(args.tls),
-        against=args.against,
-        revision=args.revision,
-    )
+    derived = {
+        "duration": args.duration or (2 if quick else 3),
+        "rounds": args.rounds or (1 if quick else 3),
+        "shim_command": shlex.split(args.shim_cmd) if args.shim_cmd else None,
+        "two_workers": not args.no_2w,
+        "tls_only": bool(args.tls),
+    }
+    # Every other option is its flag, under the same name.
+    named = {
+        f.name: getattr(args, f.name) for f in dataclasses.fields(Options) if f.name not in derived
+    }
+    return Options(**named, **derived)
 
 
 def _say(text: str) -> None:
@@ -436,10 +428,10 @@ class Run:
     def execute(self) -> None:
         o = self.o
         if o.links_only:
-            self.execute_links_only()
+            self.execute_small(self.links_phase)
             return
         if o.against:
-            self.execute_against()
+            self.execute_small(self.against_phase)
             return
         _say(f"writing {o.images:,} canned Glance images to {self.work} ...")
         catalogue = write_catalogue(self.work / "root", o.images, SCALE_PAGES, (o.page_size,))
@@ -461,26 +453,17 @@ class Run:
         finally:
             self.nginx.stop()
 
-    def execute_links_only(self) -> None:
-        o = self.o
-        # The shim's readiness probe reads an image page: a small catalogue is enough.
-        images = min(o.images, 1000)
-        write_catalogue(self.work / "root", images, SCALE_PAGES, (min(o.page_size, images),))
-        self.nginx = start_nginx(self.work / "nginx", self.work / "root", o.upstream_cpus)
-        try:
-            self.links_phase()
-            self.notes_from_logs()
-        finally:
-            self.nginx.stop()
-
-    def execute_against(self) -> None:
+    def execute_small(self, phase: Callable[[], None]) -> None:
+        """One phase over at most 1 000 canned images: enough for its cells, and for the
+        shim's readiness probe, which reads an image page."""
         o = self.o
         images = min(o.images, 1000)
-        catalogue = write_catalogue(self.work / "root", images, SCALE_PAGES, (images,))
+        root = self.work / "root"
+        catalogue = write_catalogue(root, images, SCALE_PAGES, (min(o.page_size, images),))
         self.kinds = cells.kinds(catalogue)
-        self.nginx = start_nginx(self.work / "nginx", self.work / "root", o.upstream_cpus)
+        self.nginx = start_nginx(self.work / "nginx", root, o.upstream_cpus)
         try:
-            self.against_phase()
+            phase()
             self.notes_from_logs()
         finally:
             self.nginx.stop()
