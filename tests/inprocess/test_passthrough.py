@@ -38,7 +38,7 @@ from shim.passthrough import (
 )
 from shim.settings import Settings
 from tests.fakes import RecordingUpstream, Reply, acquired_connections, refused_url
-from tests.fakes.net import raw_exchange
+from tests.fakes.net import connection, raw_exchange
 from tests.fakes.process import served
 from tests.fakes.serving import running
 
@@ -491,10 +491,7 @@ async def test_head_204_304_keep_the_connection_usable(shim: Shim, fake: Recordi
 
 
 async def test_expect_100_continue(shim: Shim, fake: RecordingUpstream) -> None:
-    assert shim.url.host is not None
-    assert shim.url.port is not None
-    reader, writer = await asyncio.open_connection(shim.url.host, shim.url.port)
-    try:
+    async with connection(shim.url) as (reader, writer):
         writer.write(
             request_bytes(
                 "PUT",
@@ -506,9 +503,6 @@ async def test_expect_100_continue(shim: Shim, fake: RecordingUpstream) -> None:
         assert interim.startswith(b"HTTP/1.1 100 Continue")
         writer.write(b"hello")
         [response] = parse_responses(await asyncio.wait_for(reader.read(), 5))
-    finally:
-        writer.close()
-        await writer.wait_closed()
     assert response.status == 200
     assert fake.last.body == b"hello"
     assert "expect" not in fake.last.header_names

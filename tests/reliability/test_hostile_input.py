@@ -11,30 +11,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import Awaitable, Callable
 from typing import Any, Final
 from urllib.parse import parse_qsl, unquote
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestClient
-from pytest_aiohttp import AiohttpClient, AiohttpServer
+from pytest_aiohttp import AiohttpClient
 from yarl import URL
 
-from shim.app import create_app
 from shim.legacy.metadata_schema import NUL_MESSAGE
 from shim.server import start
 from shim.settings import Address, Settings
-from tests.fakes import RecordedRequest, RecordingUpstream, Reply
-from tests.fakes.images import SCHEMA, glance_image, page
-from tests.reliability.support import capture, token
+from tests.fakes import RecordedRequest, Reply
+from tests.fakes.images import page
+from tests.reliability.support import IMAGE, IMAGE_ID, Client, ShimOverFakes, capture, token
 from tests.shim_fixtures import MakeShim
 from tests.stack.fixtures import ScratchImages
 from tests.stack.info import StackInfo
 
-Client = TestClient[Any, Any]
-IMAGE: Final = glance_image(7)
-IMAGE_ID: Final = str(IMAGE["id"])
 TOKEN: Final = token("hostile")
 AUTH: Final = {"X-Auth-Token": TOKEN}
 NOT_FOUND: Final = {"itemNotFound": {"code": 404, "message": "The resource could not be found."}}
@@ -42,39 +36,6 @@ NOT_FOUND: Final = {"itemNotFound": {"code": 404, "message": "The resource could
 # segment (no "/", no dot segment: dots are sent as %2E).
 GLANCE_PATH: Final = re.compile(r"^/v2/(images|schemas/image|images/[^/.]+)$")
 DOT_SEGMENT: Final = re.compile(r"(^|/)\.{1,2}(/|$)")
-
-
-ShimOverFakes = Callable[..., Awaitable[tuple[Client, RecordingUpstream, RecordingUpstream]]]
-
-
-@pytest.fixture
-def shim_over_fakes(aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient) -> ShimOverFakes:
-    """Starts a shim (its keyword arguments change the settings) in front of a recording
-    Glance, which knows `IMAGE`, lists one page and answers 404 to anything else, and a
-    recording Nova that answers an empty server list; returns the client and both fakes."""
-
-    async def start(**overrides: Any) -> tuple[Client, RecordingUpstream, RecordingUpstream]:
-        glance, nova = RecordingUpstream(), RecordingUpstream()
-        glance_url = await glance.start(aiohttp_server)
-        nova_url = await nova.start(aiohttp_server)
-        glance.on("/v2/schemas/image", Reply.json(SCHEMA))
-        glance.default = Reply.json({"message": "not found"}, status=404)
-        glance.on("/v2/images", page(0, 2, full=False))
-        glance.on(f"/v2/images/{IMAGE_ID}", Reply.json(IMAGE))
-        nova.default = Reply.json({"servers": []})
-        values: dict[str, Any] = {
-            "glance_url": glance_url,
-            "nova_url": nova_url,
-            "metrics_listen": None,
-            "glance_page_size": 2,
-            "glance_retries": 0,
-            "workers": 1,
-        }
-        values.update(overrides)
-        client = await aiohttp_client(create_app(Settings(**values)))
-        return client, glance, nova
-
-    return start
 
 
 def raw(client: Client, path: str) -> URL:

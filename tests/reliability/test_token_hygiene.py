@@ -33,11 +33,10 @@ from shim.observability import configure_logging
 from shim.settings import Settings
 from tests.fakes import RecordingUpstream, Reply, refused_url
 from tests.fakes.entry import spawn_shim, until_ready
-from tests.fakes.images import SCHEMA, glance_image, page
-from tests.reliability.support import CANARY, capture, token
+from tests.fakes.images import SCHEMA, page
+from tests.reliability.support import CANARY, IMAGE, ShimOverFakes, capture, token
 from tests.stack.procs import free_port
 
-IMAGE: Final = glance_image(3)
 IMAGE_PATH: Final = f"/v2/images/{IMAGE['id']}"
 GARBAGE_ANSWERS: Final = [
     Reply(status=401, headers=(("WWW-Authenticate", 'Keystone uri="http://ks"'),)),
@@ -107,18 +106,11 @@ def assert_clean(texts: list[str], where: str) -> None:
 
 
 async def test_tokens_stay_out_of_logs_answers_upstream_urls_and_metrics(
-    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient, rendered_logs: io.StringIO
+    shim_over_fakes: ShimOverFakes, rendered_logs: io.StringIO
 ) -> None:
-    glance, nova = RecordingUpstream(), RecordingUpstream()
-    glance_url = await glance.start(aiohttp_server)
-    nova_url = await nova.start(aiohttp_server)
-    glance.on("/v2/schemas/image", Reply.json(SCHEMA))
+    client, glance, nova = await shim_over_fakes(glance_retries=1, glance_timeout=2.0)
     nova.on("/v2.1/servers/detail", Reply(status=401))
     nova.on("/v2.1/os-keypairs", Reply(abort_before_response=True))
-    client = await aiohttp_client(
-        create_app(Settings(glance_url=glance_url, nova_url=nova_url, metrics_listen=None,
-                            glance_page_size=2, glance_retries=1, glance_timeout=2.0))
-    )  # fmt: skip
     with capture() as logs:
         answers = await drive(client, glance, 1)
     assert_clean(answers, "answers to the client")
