@@ -8,7 +8,8 @@
   loggers, asyncio), with ``unexpected_error`` and tracebacks counted.
 * `settle`: wait until no connection is checked out of the shim's pool and no task running
   shim code is left, and until the task count is back to a baseline.
-* `IMAGE`, the image the fake Glance of the ``shim_over_fakes`` fixture (conftest.py) knows.
+* `IMAGE`: the image the fake Glance of the ``shim_over_fakes`` fixture (conftest.py) knows;
+  `ShimOverFakes`: that fixture's type.
 """
 
 from __future__ import annotations
