@@ -17,7 +17,7 @@ from shim.keys import RENDERER
 from shim.settings import RendererChoice
 from tests.integration import expected
 from tests.shim_fixtures import MakeShim
-from tests.stack.catalogue import INSTANCE_UUID, VOLUME_SNAPSHOT_ID, Catalogue
+from tests.stack.catalogue import INSTANCE_UUID, Catalogue
 from tests.stack.info import StackInfo
 
 pytestmark = pytest.mark.integration
@@ -91,18 +91,7 @@ async def test_show_snapshot_whole_body_under_every_prefix(
                     "bdm_v2": "True",
                     "root_device_name": "/dev/vda",
                     "os_type": "linux",
-                    "block_device_mapping": [
-                        {
-                            "boot_index": 0,
-                            "source_type": "snapshot",
-                            "destination_type": "volume",
-                            "device_name": "/dev/vda",
-                            "volume_size": 1,
-                            "delete_on_termination": True,
-                            "snapshot_id": VOLUME_SNAPSHOT_ID,
-                            "tag": None,
-                        }
-                    ],
+                    "block_device_mapping": expected.SNAPSHOT_BDM,
                 },
                 "created": glance["created_at"],
                 "updated": glance["updated_at"],
