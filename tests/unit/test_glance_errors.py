@@ -4,15 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shim.faults import (
-    BadRequest,
-    BadUpstreamResponse,
-    Conflict,
-    Forbidden,
-    ItemNotFound,
-    OverLimit,
-    Unauthorized,
-)
+from shim import faults
 from shim.glance import GlanceAnswer, Operation, explanation, quote_segment, to_fault
 
 
@@ -55,25 +47,41 @@ def test_an_empty_body_still_names_the_status() -> None:
     assert explanation(answer(400, b"")) == "HTTP 400 Bad Request"
 
 
+NOT_AUTHORIZED = "Not authorized for image abc."
+NOT_FOUND = "Image not found."
+MALFORMED = "Invalid response from the image service"
+
+# What each call makes of each Glance error status; "nope" is Glance's own message.
+FAULTS: dict[Operation, dict[int, tuple[type[faults.NovaFault], str]]] = {
+    "list": {
+        400: (faults.BadRequest, "HTTP 400 Bad Request: nope"),
+        403: (faults.Forbidden, "HTTP 403 Forbidden: nope"),
+        404: (faults.BadUpstreamResponse, MALFORMED),
+    },
+    "show": {
+        403: (faults.Forbidden, NOT_AUTHORIZED),
+        404: (faults.ItemNotFound, NOT_FOUND),
+        409: (faults.BadUpstreamResponse, MALFORMED),
+    },
+    "metadata": {403: (faults.Forbidden, NOT_AUTHORIZED)},
+    "delete": {
+        403: (faults.Forbidden, "You are not allowed to delete the image."),
+        404: (faults.ItemNotFound, NOT_FOUND),
+        409: (faults.Conflict, "Conflict deleting image. Reason: HTTP 409 Conflict: nope."),
+    },
+    "patch": {
+        400: (faults.BadRequest, "HTTP 400 Bad Request: nope"),
+        409: (faults.Conflict, "HTTP 409 Conflict: nope"),
+        413: (faults.OverLimit, "HTTP 413 Request Entity Too Large: nope"),
+    },
+}
+
+
 @pytest.mark.parametrize(
-    ("op", "status", "fault", "message"),
-    [
-        ("list", 400, BadRequest, "HTTP 400 Bad Request: nope"),
-        ("list", 403, Forbidden, "HTTP 403 Forbidden: nope"),
-        ("list", 404, BadUpstreamResponse, "Invalid response from the image service"),
-        ("show", 403, Forbidden, "Not authorized for image abc."),
-        ("show", 404, ItemNotFound, "Image not found."),
-        ("metadata", 403, Forbidden, "Not authorized for image abc."),
-        ("delete", 403, Forbidden, "You are not allowed to delete the image."),
-        ("delete", 404, ItemNotFound, "Image not found."),
-        ("delete", 409, Conflict, "Conflict deleting image. Reason: HTTP 409 Conflict: nope."),
-        ("patch", 409, Conflict, "HTTP 409 Conflict: nope"),
-        ("patch", 413, OverLimit, "HTTP 413 Request Entity Too Large: nope"),
-        ("patch", 400, BadRequest, "HTTP 400 Bad Request: nope"),
-        ("show", 409, BadUpstreamResponse, "Invalid response from the image service"),
-    ],
+    ("op", "status"), [(op, status) for op, statuses in FAULTS.items() for status in statuses]
 )
-def test_fault_table(op: Operation, status: int, fault: type, message: str) -> None:
+def test_fault_table(op: Operation, status: int) -> None:
+    fault, message = FAULTS[op][status]
     error = to_fault(op, "abc", answer(status, b'{"message": "nope"}'), None)
     assert type(error) is fault
     assert getattr(error, "message", None) == message
@@ -82,10 +90,10 @@ def test_fault_table(op: Operation, status: int, fault: type, message: str) -> N
 def test_401_carries_the_configured_keystone_challenge_first() -> None:
     glance = GlanceAnswer(401, "Unauthorized", "text/html", b"", 'Keystone uri="http://g"')
     error = to_fault("list", None, glance, 'Keystone uri="http://k"')
-    assert isinstance(error, Unauthorized)
+    assert isinstance(error, faults.Unauthorized)
     assert error.www_authenticate == 'Keystone uri="http://k"'
     error = to_fault("list", None, glance, None)
-    assert isinstance(error, Unauthorized)
+    assert isinstance(error, faults.Unauthorized)
     assert error.www_authenticate == 'Keystone uri="http://g"'
 
 

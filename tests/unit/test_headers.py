@@ -149,57 +149,65 @@ SPOOF: Headers = [
 ]
 
 
-def test_untrusted_peer_forwarding_fields_ignored() -> None:
-    assert client_scheme_host("203.0.113.9", SPOOF, "http", "shim:8774", TRUSTED) == (
-        "http",
-        "shim:8774",
-    )
-
-
-def test_trusted_peer_forwarded_wins_over_x_forwarded() -> None:
-    assert client_scheme_host("10.0.0.1", SPOOF, "http", "shim:8774", TRUSTED) == (
-        "https",
-        "evil.example",
-    )
-
-
-def test_trusted_peer_forwarded_uses_nearest_untrusted_hop() -> None:
-    headers = [
-        ("Forwarded", 'for=6.6.6.6;proto=https;host="spoofed.example"'),
-        ("Forwarded", 'for=1.2.3.4;proto=https;host="api.example:8443", for=10.0.0.9'),
-        ("Forwarded", "for=10.0.0.8;proto=http;host=inner"),
-    ]
-    # 10.0.0.8 and 10.0.0.9 are trusted proxies, 1.2.3.4 is the client: the element added
-    # by the proxy that saw 1.2.3.4 counts; what 6.6.6.6 claimed does not.
-    assert client_scheme_host("10.0.0.1", headers, "http", "shim", TRUSTED) == (
-        "https",
-        "api.example:8443",
-    )
-
-
-def test_trusted_peer_x_forwarded_rightmost_value() -> None:
-    headers = [
-        ("X-Forwarded-For", "6.6.6.6, 1.2.3.4"),
-        ("X-Forwarded-Proto", "http, HTTPS"),
-        ("X-Forwarded-Host", "evil.example"),
-        ("X-Forwarded-Host", "api.example"),
-    ]
-    assert client_scheme_host("10.0.0.1", headers, "http", "shim", TRUSTED) == (
-        "https",
-        "api.example",
-    )
-
-
-def test_trusted_peer_x_forwarded_walks_trusted_hops() -> None:
-    headers = [
-        ("X-Forwarded-For", "1.2.3.4, 10.0.0.5"),
-        ("X-Forwarded-Proto", "https, http"),
-        ("X-Forwarded-Host", "api.example, inner"),
-    ]
-    assert client_scheme_host("10.0.0.1", headers, "http", "shim", TRUSTED) == (
-        "https",
-        "api.example",
-    )
+@pytest.mark.parametrize(
+    ("peer", "headers", "host", "expected"),
+    [
+        pytest.param(
+            "203.0.113.9",
+            SPOOF,
+            "shim:8774",
+            ("http", "shim:8774"),
+            id="untrusted peer: forwarding fields ignored",
+        ),
+        pytest.param(
+            "10.0.0.1",
+            SPOOF,
+            "shim:8774",
+            ("https", "evil.example"),
+            id="trusted peer: Forwarded wins over X-Forwarded",
+        ),
+        # 10.0.0.8 and 10.0.0.9 are trusted proxies, 1.2.3.4 is the client: the element added
+        # by the proxy that saw 1.2.3.4 counts; what 6.6.6.6 claimed does not.
+        pytest.param(
+            "10.0.0.1",
+            [
+                ("Forwarded", 'for=6.6.6.6;proto=https;host="spoofed.example"'),
+                ("Forwarded", 'for=1.2.3.4;proto=https;host="api.example:8443", for=10.0.0.9'),
+                ("Forwarded", "for=10.0.0.8;proto=http;host=inner"),
+            ],
+            "shim",
+            ("https", "api.example:8443"),
+            id="trusted peer: Forwarded uses the nearest untrusted hop",
+        ),
+        pytest.param(
+            "10.0.0.1",
+            [
+                ("X-Forwarded-For", "6.6.6.6, 1.2.3.4"),
+                ("X-Forwarded-Proto", "http, HTTPS"),
+                ("X-Forwarded-Host", "evil.example"),
+                ("X-Forwarded-Host", "api.example"),
+            ],
+            "shim",
+            ("https", "api.example"),
+            id="trusted peer: X-Forwarded rightmost value",
+        ),
+        pytest.param(
+            "10.0.0.1",
+            [
+                ("X-Forwarded-For", "1.2.3.4, 10.0.0.5"),
+                ("X-Forwarded-Proto", "https, http"),
+                ("X-Forwarded-Host", "api.example, inner"),
+            ],
+            "shim",
+            ("https", "api.example"),
+            id="trusted peer: X-Forwarded walks the trusted hops",
+        ),
+    ],
+)
+def test_client_scheme_host(
+    peer: str, headers: Headers, host: str, expected: tuple[str, str]
+) -> None:
+    assert client_scheme_host(peer, headers, "http", host, TRUSTED) == expected
 
 
 @pytest.mark.parametrize(
@@ -236,49 +244,81 @@ def test_is_valid_host(host: str, valid: bool) -> None:
     assert is_valid_host(host) is valid
 
 
-def test_forwarded_headers_untrusted_replaces_everything() -> None:
-    existing = [
-        ("X-Auth-Token", "t"),
-        ("X-Forwarded-For", "6.6.6.6"),
-        ("x-forwarded-proto", "https"),
-        ("X-Forwarded-Host", "evil"),
-        ("Forwarded", "for=6.6.6.6"),
-    ]
-    assert forwarded_headers(existing, "203.0.113.9", "http", "shim:8774") == [
-        ("X-Auth-Token", "t"),
-        ("X-Forwarded-For", "203.0.113.9"),
-        ("X-Forwarded-Proto", "http"),
-        ("X-Forwarded-Host", "shim:8774"),
-    ]
-
-
-def test_forwarded_headers_trusted_appends_to_chain() -> None:
-    existing = [
-        ("X-Forwarded-For", "1.2.3.4"),
-        ("X-Forwarded-For", "10.0.0.5"),
-        ("X-Forwarded-Proto", "https"),
-        ("Forwarded", "for=1.2.3.4"),
-    ]
-    assert forwarded_headers(existing, "10.0.0.1", "https", "api.example", trusted=True) == [
-        ("Forwarded", "for=1.2.3.4"),
-        ("X-Forwarded-For", "1.2.3.4, 10.0.0.5, 10.0.0.1"),
-        ("X-Forwarded-Proto", "https"),
-        ("X-Forwarded-Host", "api.example"),
-    ]
-
-
-def test_forwarded_headers_without_peer() -> None:
-    assert forwarded_headers([], None, "http", "shim") == [
-        ("X-Forwarded-Proto", "http"),
-        ("X-Forwarded-Host", "shim"),
-    ]
-
-
-def test_forwarded_headers_ipv6_peer_unbracketed() -> None:
-    assert forwarded_headers([], "[2001:db8::1]", "http", "shim")[0] == (
-        "X-Forwarded-For",
-        "2001:db8::1",
-    )
+@pytest.mark.parametrize(
+    ("existing", "peer", "scheme", "host", "trusted", "expected"),
+    [
+        pytest.param(
+            [
+                ("X-Auth-Token", "t"),
+                ("X-Forwarded-For", "6.6.6.6"),
+                ("x-forwarded-proto", "https"),
+                ("X-Forwarded-Host", "evil"),
+                ("Forwarded", "for=6.6.6.6"),
+            ],
+            "203.0.113.9",
+            "http",
+            "shim:8774",
+            False,
+            [
+                ("X-Auth-Token", "t"),
+                ("X-Forwarded-For", "203.0.113.9"),
+                ("X-Forwarded-Proto", "http"),
+                ("X-Forwarded-Host", "shim:8774"),
+            ],
+            id="untrusted: replaces everything",
+        ),
+        pytest.param(
+            [
+                ("X-Forwarded-For", "1.2.3.4"),
+                ("X-Forwarded-For", "10.0.0.5"),
+                ("X-Forwarded-Proto", "https"),
+                ("Forwarded", "for=1.2.3.4"),
+            ],
+            "10.0.0.1",
+            "https",
+            "api.example",
+            True,
+            [
+                ("Forwarded", "for=1.2.3.4"),
+                ("X-Forwarded-For", "1.2.3.4, 10.0.0.5, 10.0.0.1"),
+                ("X-Forwarded-Proto", "https"),
+                ("X-Forwarded-Host", "api.example"),
+            ],
+            id="trusted: appends to the chain",
+        ),
+        pytest.param(
+            [],
+            None,
+            "http",
+            "shim",
+            False,
+            [("X-Forwarded-Proto", "http"), ("X-Forwarded-Host", "shim")],
+            id="without a peer",
+        ),
+        pytest.param(
+            [],
+            "[2001:db8::1]",
+            "http",
+            "shim",
+            False,
+            [
+                ("X-Forwarded-For", "2001:db8::1"),
+                ("X-Forwarded-Proto", "http"),
+                ("X-Forwarded-Host", "shim"),
+            ],
+            id="IPv6 peer unbracketed",
+        ),
+    ],
+)
+def test_forwarded_headers(
+    existing: Headers,
+    peer: str | None,
+    scheme: str,
+    host: str,
+    trusted: bool,
+    expected: Headers,
+) -> None:
+    assert forwarded_headers(existing, peer, scheme, host, trusted=trusted) == expected
 
 
 def test_via_value() -> None:

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from shim.faults import BadRequest
 from shim.legacy.metadata_schema import validate_item, validate_metadata
+from tests.unit.strategies import json_trees
 
 pytestmark = pytest.mark.hypothesis
 
@@ -35,13 +36,7 @@ _SCALARS = st.one_of(
     st.floats(allow_nan=False, allow_infinity=False),
     st.text(max_size=20),
 )
-_JSON = st.recursive(
-    _SCALARS,
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
-    ),
-    max_leaves=12,
-)
+_JSON = json_trees(_SCALARS, keys=st.text(max_size=8), width=4)
 _KEYS = st.one_of(
     st.text(alphabet=_KEY_CHARS, max_size=12),
     st.text(alphabet=_KEY_CHARS + _OTHER_CHARS, max_size=12),

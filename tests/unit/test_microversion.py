@@ -97,13 +97,29 @@ def test_invalid_format_is_400_without_headers(raw: str) -> None:
     assert caught.value.headers == ()
 
 
-def test_invalid_format_message_of_appendix_c() -> None:
-    with pytest.raises(BadRequest) as caught:
-        requested_version([(STD, "compute 2.01")], MAX)
-    assert caught.value.body() == (
-        b'{"badRequest": {"code": 400, "message": "API Version String 2.01 is of invalid format. '
-        b'Must be of format MajorNum.MinorNum."}}'
-    )
+@pytest.mark.parametrize(
+    ("header", "fault", "body"),
+    [
+        (
+            "compute 2.01",
+            BadRequest,
+            b'{"badRequest": {"code": 400, "message": "API Version String 2.01 is of invalid '
+            b'format. Must be of format MajorNum.MinorNum."}}',
+        ),
+        (
+            "compute 3.0",
+            NotAcceptable,
+            b'{"computeFault": {"code": 406, "message": "Version 3.0 is not supported by the API. '
+            b'Minimum is 2.1 and maximum is 2.104."}}',
+        ),
+    ],
+)
+def test_messages_of_appendix_c(
+    header: str, fault: type[BadRequest | NotAcceptable], body: bytes
+) -> None:
+    with pytest.raises(fault) as caught:
+        requested_version([(STD, header)], MAX)
+    assert caught.value.body() == body
 
 
 @pytest.mark.parametrize(
@@ -133,15 +149,6 @@ def test_huge_version_is_406_not_a_crash() -> None:
         requested_version([(LEGACY, huge)], MAX)
     assert caught.value.message.startswith(f"Version {huge} is not supported")
     assert caught.value.headers[1] == ("X-OpenStack-Nova-API-Version", huge)
-
-
-def test_406_message_of_appendix_c() -> None:
-    with pytest.raises(NotAcceptable) as caught:
-        requested_version([(STD, "compute 3.0")], MAX)
-    assert caught.value.body() == (
-        b'{"computeFault": {"code": 406, "message": "Version 3.0 is not supported by the API. '
-        b'Minimum is 2.1 and maximum is 2.104."}}'
-    )
 
 
 def test_maximum_is_configurable() -> None:

@@ -23,6 +23,7 @@ from bench.catalogue import make_image
 from shim.faults import BadUpstreamResponse
 from shim.legacy.render import PageRenderer, select_renderer
 from shim.legacy.views import FALLBACK_SCHEMA, ImageSchema, link_context
+from tests.unit.strategies import json_trees
 
 pytestmark = pytest.mark.hypothesis
 
@@ -43,13 +44,7 @@ _SCALARS = (
     | st.floats(allow_nan=True, allow_infinity=True)
     | st.text(max_size=12)
 )
-_JSON = st.recursive(
-    _SCALARS,
-    lambda children: (
-        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=4), children, max_size=3)
-    ),
-    max_leaves=12,
-)
+_JSON = json_trees(_SCALARS, keys=st.text(max_size=4), width=3)
 _ODD_TEXT = st.sampled_from(
     [
         "",

@@ -12,6 +12,7 @@ from yarl import URL
 
 from shim.settings import Settings
 from shim.startup import Kind, judge, probes
+from tests.unit.strategies import json_trees
 
 # Shapes of the documents the real services answer (Glance 33, Keystone 30, Nova 34).
 GLANCE_VERSIONS = {
@@ -73,11 +74,10 @@ def test_a_page_that_is_not_json_names_its_status_and_type() -> None:
     )
 
 
-json_values = st.recursive(
+json_values = json_trees(
     st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=8),
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
-    ),
+    keys=st.text(max_size=8),
+    width=4,
     max_leaves=20,
 )
 

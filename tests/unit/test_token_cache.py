@@ -39,6 +39,24 @@ def make(
     return cache, lookups
 
 
+class Load:
+    """A load for ``cache.resolve``: counts its calls; held until released when ``held``."""
+
+    def __init__(self, verdict: Verdict[str] | type[Exception], *, held: bool = False) -> None:
+        self.verdict = verdict
+        self.calls = 0
+        self.release = asyncio.Event()
+        if not held:
+            self.release.set()
+
+    async def __call__(self) -> Verdict[str]:
+        self.calls += 1
+        await self.release.wait()
+        if isinstance(self.verdict, Verdict):
+            return self.verdict
+        raise self.verdict
+
+
 def test_ttl_bounds_a_long_lived_token() -> None:
     clock = Clock()
     cache, _ = make(clock, ttl=10.0)
@@ -124,99 +142,62 @@ def test_invalidate_and_clear() -> None:
 async def test_resolve_loads_once_then_hits() -> None:
     clock = Clock()
     cache, lookups = make(clock)
-    calls = 0
-
-    async def load() -> Verdict[str]:
-        nonlocal calls
-        calls += 1
-        return Verdict("info", lifetime=60.0)
-
+    load = Load(Verdict("info", lifetime=60.0))
     assert await cache.resolve("tok", load) == "info"
     assert await cache.resolve("tok", load) == "info"
-    assert calls == 1
+    assert load.calls == 1
     assert lookups == [False, True]
     clock.now += 10.0  # past the TTL: asks again
     assert await cache.resolve("tok", load) == "info"
-    assert calls == 2
+    assert load.calls == 2
 
 
 async def test_resolve_caches_invalid_tokens_briefly() -> None:
     clock = Clock()
     cache, _ = make(clock, negative=5.0)
-    calls = 0
-
-    async def load() -> Verdict[str]:
-        nonlocal calls
-        calls += 1
-        return Verdict(None)
-
+    load = Load(Verdict(None))
     assert await cache.resolve("bad", load) is None
     assert await cache.resolve("bad", load) is None
-    assert calls == 1
+    assert load.calls == 1
     clock.now += 5.0
     assert await cache.resolve("bad", load) is None
-    assert calls == 2
+    assert load.calls == 2
 
 
 async def test_concurrent_lookups_share_one_load() -> None:
     cache, _ = make(Clock())
-    calls = 0
-    release = asyncio.Event()
-
-    async def load() -> Verdict[str]:
-        nonlocal calls
-        calls += 1
-        await release.wait()
-        return Verdict("info", lifetime=60.0)
-
+    load = Load(Verdict("info", lifetime=60.0), held=True)
     waiters = [asyncio.ensure_future(cache.resolve("tok", load)) for _ in range(20)]
     other = asyncio.ensure_future(cache.resolve("other", load))
     await settle()
-    assert calls == 2  # one per distinct token
-    release.set()
+    assert load.calls == 2  # one per distinct token
+    load.release.set()
     assert await asyncio.gather(*waiters) == ["info"] * 20
     assert await other == "info"
-    assert calls == 2
+    assert load.calls == 2
 
 
 async def test_failed_load_reaches_every_waiter_and_is_not_cached() -> None:
     cache, _ = make(Clock())
-    calls = 0
-    release = asyncio.Event()
-
-    async def failing() -> Verdict[str]:
-        nonlocal calls
-        calls += 1
-        await release.wait()
-        raise TimeoutError
-
+    failing = Load(TimeoutError, held=True)
     waiters = [asyncio.ensure_future(cache.resolve("tok", failing)) for _ in range(3)]
     await settle()
-    release.set()
+    failing.release.set()
     results = await asyncio.gather(*waiters, return_exceptions=True)
     assert all(isinstance(result, TimeoutError) for result in results)
-    assert calls == 1
+    assert failing.calls == 1
     assert len(cache) == 0
-
-    async def working() -> Verdict[str]:
-        return Verdict("info", lifetime=60.0)
-
-    assert await cache.resolve("tok", working) == "info"
+    assert await cache.resolve("tok", Load(Verdict("info", lifetime=60.0))) == "info"
 
 
 async def test_a_cancelled_caller_does_not_cancel_the_shared_load() -> None:
     cache, _ = make(Clock())
-    release = asyncio.Event()
-
-    async def load() -> Verdict[str]:
-        await release.wait()
-        return Verdict("info", lifetime=60.0)
-
+    load = Load(Verdict("info", lifetime=60.0), held=True)
     first = asyncio.ensure_future(cache.resolve("tok", load))
     second = asyncio.ensure_future(cache.resolve("tok", load))
     await settle()
     first.cancel()
-    release.set()
+    load.release.set()
     assert await second == "info"
     with pytest.raises(asyncio.CancelledError):
         await first

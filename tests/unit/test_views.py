@@ -20,6 +20,7 @@ from shim.legacy.views import (
     to_nova_image_basic,
     to_nova_metadata,
 )
+from tests.integration import expected
 
 IMG = "70a599e0-31e7-49b7-b260-868f441e862b"
 SERVER = "b31c3e2a-25b4-4a2b-8c06-2c2f1fa2f1a4"
@@ -96,15 +97,9 @@ def test_detailed_image_of_the_api_sample() -> None:
         "status": "ACTIVE",
         "progress": 100,
         "OS-EXT-IMG-SIZE:size": 25165824,
-        "links": [
-            {"rel": "self", "href": f"http://openstack.example.com/v2/{PID}/images/{IMG}"},
-            {"rel": "bookmark", "href": f"http://openstack.example.com/{PID}/images/{IMG}"},
-            {
-                "rel": "alternate",
-                "type": "application/vnd.openstack.image",
-                "href": f"http://glance.openstack.example.com/images/{IMG}",
-            },
-        ],
+        "links": expected.links(
+            IMG, "http://openstack.example.com", "v2", PID, "http://glance.openstack.example.com"
+        ),
         "OS-DCF:diskConfig": "AUTO",
     }
     # Nova's key order (nova.md §4.1), including the two optional keys at the end
@@ -154,18 +149,12 @@ def test_unnamed_image_with_nothing_optional() -> None:
 @pytest.mark.parametrize(
     ("glance", "status", "progress"),
     [
-        ("active", "ACTIVE", 100),
-        ("queued", "SAVING", 25),
-        ("saving", "SAVING", 50),
-        ("deleted", "DELETED", 0),
-        ("pending_delete", "DELETED", 0),
-        ("killed", "ERROR", 0),
-        ("uploading", "UNKNOWN", 0),
-        ("importing", "UNKNOWN", 0),
-        ("deactivated", "UNKNOWN", 0),
-        ("ACTIVE", "UNKNOWN", 0),
-        ("", "UNKNOWN", 0),
-        (None, "UNKNOWN", 0),
+        *((glance, *view) for glance, view in expected.STATUS.items()),  # nova.md §4.2
+        # any other value, the statuses Glance added later included
+        *(
+            (glance, "UNKNOWN", 0)
+            for glance in ("uploading", "importing", "deactivated", "ACTIVE", "", None)
+        ),
     ],
 )
 def test_status_and_progress(glance: str | None, status: str, progress: int) -> None:
@@ -245,15 +234,7 @@ def test_basic_item() -> None:
     assert to_nova_image_basic({**GLANCE_IMAGE, "name": None}, LOCAL) == {
         "id": IMG,
         "name": None,
-        "links": [
-            {"rel": "self", "href": f"http://localhost/v2.1/images/{IMG}"},
-            {"rel": "bookmark", "href": f"http://localhost/images/{IMG}"},
-            {
-                "rel": "alternate",
-                "type": "application/vnd.openstack.image",
-                "href": f"http://glance:9292/images/{IMG}",
-            },
-        ],
+        "links": expected.links(IMG, "http://localhost", "v2.1", None, "http://glance:9292"),
     }
     assert list(to_nova_image_basic(GLANCE_IMAGE, LOCAL)) == ["id", "name", "links"]
 

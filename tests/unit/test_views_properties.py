@@ -23,6 +23,7 @@ from shim.legacy.views import (
     to_nova_image,
     to_nova_image_basic,
 )
+from tests.unit.strategies import json_trees
 
 pytestmark = pytest.mark.hypothesis
 
@@ -30,15 +31,14 @@ NOVA_STATUSES = set(get_args(NovaStatus))
 GLANCE_STATUSES = list(get_args(GlanceStatus))
 LINKS = link_context("http://shim:8774", "v2.1", "abc", "http://glance:9292")
 
-_JSON = st.recursive(
+_JSON = json_trees(
     st.none()
     | st.booleans()
     | st.integers(-(2**63), 2**63 - 1)
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(),
-    lambda children: (
-        st.lists(children, max_size=3) | st.dictionaries(st.text(), children, max_size=3)
-    ),
+    keys=st.text(),
+    width=3,
     max_leaves=10,
 )
 _TIMES = st.datetimes(
