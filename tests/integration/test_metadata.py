@@ -121,11 +121,11 @@ def open_metadata(make_shim: MakeShim, tokens: dict[str, str], glance: Glance) -
     """``await open_metadata(settings, **fields)``: a new shim with *settings* in front of a
     new scratch image of alice's with *fields*, called with alice's token."""
 
-    async def open_(settings: Mapping[str, Any] | None = None, **fields: Any) -> Metadata:
+    async def open_image(settings: Mapping[str, Any] | None = None, **fields: Any) -> Metadata:
         client = await make_shim(**(settings or {}))
         return Metadata(client, tokens["alice"], glance, await glance.image(**fields))
 
-    return open_
+    return open_image
 
 
 def assert_only_changed(before: JsonObject, after: JsonObject, expected: JsonObject) -> None:
