@@ -306,4 +306,7 @@ def write_catalogue(
         ],
     }
     written += (schemas / "images.json").write_text(json.dumps(collection), encoding="utf-8")
+    # What the shim's start-up check reads to recognise Glance (Glance's GET /versions, trimmed).
+    versions = {"versions": [{"id": "v2.17", "status": "CURRENT", "links": []}]}
+    written += (root / "versions.json").write_text(json.dumps(versions), encoding="utf-8")
     return Catalogue(root, images, tuple(ids[:SHOW_IMAGES]), tuple(hot), tuple(walk), written)

@@ -125,6 +125,10 @@ class Target:
                 self.calls[kind.key] = (after - before - 1) / _CALL_SAMPLES
         return self.probed[kind.key]
 
+    def refusal(self, kind: Kind, nginx: Nginx) -> str | None:
+        """Why a cell of *kind* cannot run on this target (not started, wrong answer)."""
+        return self.na or self.probe(kind, nginx)
+
     def _check(self, kind: Kind) -> str | None:
         try:
             status, body = http_get(self.url + self.path(kind), AUTH, timeout=30.0)
@@ -193,10 +197,19 @@ def shim_target(
     extra_env: dict[str, str] | None = None,
     *,
     tls: bool = False,
+    tree: Path | None = None,
+    named: tuple[str, str] | None = None,
 ) -> Target:
-    """The shim over *nginx*; with *tls* it calls nginx's HTTPS port, verifying it."""
+    """The shim over *nginx*; with *tls* it calls nginx's HTTPS port, verifying it.
+
+    With *tree* it runs the ``shim`` package of that directory (another revision of this
+    repository, `bench/against.py`) instead of this checkout's, under the same interpreter;
+    *named* is then the target's key and label.
+    """
     key, label = ("shim-tls", "(e) shim, Glance over HTTPS") if tls else ("shim", "(d) shim")
-    if command is None and not (REPO / "shim" / "__main__.py").exists():
+    if named is not None:
+        key, label = named
+    if command is None and not ((tree or REPO) / "shim" / "__main__.py").exists():
         reason = "shim CLI not written yet (no shim/__main__.py for `python -m shim`)"
         return Target(key, label, "", list, speaks_nova=True, na=reason)
     port = free_port()
@@ -212,8 +225,11 @@ def shim_target(
     }
     if tls:
         env |= {"SHIM_GLANCE_URL": nginx.tls_url, "SHIM_CA_FILE": str(nginx.ca_file)}
+    if tree is not None:
+        env["PYTHONPATH"] = str(tree)
     argv = [*taskset(cpus), *(command or [sys.executable, "-m", "shim"])]
-    service = Service(label, argv, logs / f"{log_name}-{workers}w.log", env=env, cwd=REPO)
+    log = logs / f"{log_name}-{workers}w.log"
+    service = Service(label, argv, log, env=env, cwd=tree or REPO)
     service.start()
     ready = f"/v2.1/{PROJECT_ID}/images/detail?limit=1"
     return _service_target(key, label, service, f"http://127.0.0.1:{port}", ready, nova=True)
@@ -232,11 +248,9 @@ def closed_cell(
     load_cpus: str | None,
 ) -> Metrics | str:
     """Run wrk once; the metrics, or why the cell is n/a."""
-    if target.na:
-        return target.na
-    wrong = target.probe(kind, nginx)
-    if wrong:
-        return wrong
+    refused = target.refusal(kind, nginx)
+    if refused:
+        return refused
     url = target.url + target.path(kind)
     try:
         if warmup:
@@ -275,11 +289,9 @@ def open_cell(
     seconds: float,
     load_cpus: str | None,
 ) -> Metrics | str:
-    if target.na:
-        return target.na
-    wrong = target.probe(kind, nginx)
-    if wrong:
-        return wrong
+    refused = target.refusal(kind, nginx)
+    if refused:
+        return refused
     try:
         result = loadgen.openloop(target.url + target.path(kind), rate, seconds, load_cpus)
     except (loadgen.LoadError, OSError) as exc:

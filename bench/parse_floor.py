@@ -12,7 +12,7 @@ import orjson
 from aiohttp import web
 from yarl import URL
 
-from bench.serving import SESSION, UPSTREAM, make_app, parse_args, run, upstream_headers
+from bench.serving import SESSION, UPSTREAM, serve_floor, upstream_headers
 
 
 async def parse_and_serialise(request: web.Request) -> web.Response:
@@ -25,13 +25,7 @@ async def parse_and_serialise(request: web.Request) -> web.Response:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(__doc__ or "", argv)
-    run(
-        lambda: make_app(args.upstream, parse_and_serialise, decompress=True),
-        args.listen,
-        args.workers,
-        args.loop,
-    )
+    serve_floor(__doc__ or "", parse_and_serialise, decompress=True, argv=argv)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from __future__ import annotations
 from aiohttp import web
 from yarl import URL
 
-from bench.serving import SESSION, UPSTREAM, make_app, parse_args, run, upstream_headers
+from bench.serving import SESSION, UPSTREAM, serve_floor, upstream_headers
 
 
 async def passthrough(request: web.Request) -> web.StreamResponse:
@@ -33,13 +33,7 @@ async def passthrough(request: web.Request) -> web.StreamResponse:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(__doc__ or "", argv)
-    run(
-        lambda: make_app(args.upstream, passthrough, decompress=False),
-        args.listen,
-        args.workers,
-        args.loop,
-    )
+    serve_floor(__doc__ or "", passthrough, decompress=False, argv=argv)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import cells, report
+from bench import against, cells, report
 from bench.catalogue import write_catalogue
 from bench.cells import Kind, Metrics, Target
 from bench.nova_answers import NovaAnswer, write_nova_answers
@@ -59,6 +59,8 @@ class Options:
     two_workers: bool
     links_only: bool = False
     tls_only: bool = False
+    against: str | None = None
+    revision: str | None = None
 
 
 def parse_options(argv: list[str] | None) -> Options:
@@ -98,26 +100,31 @@ def parse_options(argv: list[str] | None) -> Options:
         action="store_true",
         help="only the TLS cell: the shim calling nginx over HTTPS vs plain HTTP",
     )
+    parser.add_argument(
+        "--against",
+        metavar="REV",
+        help="only this checkout's shim against the shim at git revision REV (CPU per "
+        "request side by side, e.g. before and after a change)",
+    )
+    parser.add_argument(
+        "--revision",
+        metavar="REV",
+        help="with --against: measure revision REV instead of this checkout",
+    )
     args = parser.parse_args(argv)
     quick = bool(args.quick)
-    return Options(
-        duration=args.duration or (2 if quick else 3),
-        rounds=args.rounds or (1 if quick else 3),
-        connections=args.connections,
-        images=args.images,
-        page_size=args.page_size,
-        load_cpus=args.load_cpus,
-        server_cpus=args.server_cpus,
-        server_cpus_2w=args.server_cpus_2w,
-        upstream_cpus=args.upstream_cpus,
-        loop=args.loop,
-        warmup=args.warmup,
-        shim_command=shlex.split(args.shim_cmd) if args.shim_cmd else None,
-        keep=args.keep,
-        two_workers=not args.no_2w,
-        links_only=bool(args.links_only),
-        tls_only=bool(args.tls),
-    )
+    derived = {
+        "duration": args.duration or (2 if quick else 3),
+        "rounds": args.rounds or (1 if quick else 3),
+        "shim_command": shlex.split(args.shim_cmd) if args.shim_cmd else None,
+        "two_workers": not args.no_2w,
+        "tls_only": bool(args.tls),
+    }
+    # Every other option is its flag, under the same name.
+    named = {
+        f.name: getattr(args, f.name) for f in dataclasses.fields(Options) if f.name not in derived
+    }
+    return Options(**named, **derived)
 
 
 def _say(text: str) -> None:
@@ -151,6 +158,7 @@ class Run:
         self.shim_loop = "n/a"
         self.floor_loop = options.loop
         self.answers: dict[str, NovaAnswer] = {}
+        self.revisions: tuple[against.Revision, against.Revision] | None = None
 
     def record(self, cell: str, outcome: Metrics | str) -> None:
         self.results.add(cell, outcome)
@@ -383,10 +391,47 @@ class Run:
             plain.stop()
             secure.stop()
 
+    def against_phase(self) -> None:
+        """This checkout's shim and the other revision's, one worker each, on the same CPUs."""
+        assert self.nginx is not None
+        assert self.o.against is not None
+        o = self.o
+        here = (
+            against.export(o.revision, self.work / "revision")
+            if o.revision
+            else against.this_checkout()
+        )
+        there = against.export(o.against, self.work / "against")
+        self.revisions = (there, here)
+        _say(f"against: {there.describe()} vs {here.describe()}")
+        targets = {
+            against.HERE: cells.shim_target(
+                self.nginx, 1, o.server_cpus, o.page_size, self.logs, o.shim_command,
+                tree=here.tree, named=(against.HERE, f"after: {here.name}"),
+            ),
+            against.THERE: cells.shim_target(
+                self.nginx, 1, o.server_cpus, o.page_size, self.logs, o.shim_command,
+                "shim-against", tree=there.tree, named=(against.THERE, f"before: {there.name}"),
+            ),
+        }  # fmt: skip
+        self.shim_loop = event_loop_of(targets[against.HERE].pids())
+        try:
+            for rnd in range(o.rounds):
+                _say(f" round {rnd + 1}/{o.rounds} ({time.monotonic() - self.started:.0f} s)")
+                first, second = against.order(rnd)
+                for kind in against.KINDS:
+                    self.closed("w1", kind, [targets[first], targets[second]], rnd)
+        finally:
+            for target in targets.values():
+                target.stop()
+
     def execute(self) -> None:
         o = self.o
         if o.links_only:
-            self.execute_links_only()
+            self.execute_small(self.links_phase)
+            return
+        if o.against:
+            self.execute_small(self.against_phase)
             return
         _say(f"writing {o.images:,} canned Glance images to {self.work} ...")
         catalogue = write_catalogue(self.work / "root", o.images, SCALE_PAGES, (o.page_size,))
@@ -408,17 +453,40 @@ class Run:
         finally:
             self.nginx.stop()
 
-    def execute_links_only(self) -> None:
+    def execute_small(self, phase: Callable[[], None]) -> None:
+        """One phase over at most 1 000 canned images: enough for its cells, and for the
+        shim's readiness probe, which reads an image page."""
         o = self.o
-        # The shim's readiness probe reads an image page: a small catalogue is enough.
         images = min(o.images, 1000)
-        write_catalogue(self.work / "root", images, SCALE_PAGES, (min(o.page_size, images),))
-        self.nginx = start_nginx(self.work / "nginx", self.work / "root", o.upstream_cpus)
+        root = self.work / "root"
+        catalogue = write_catalogue(root, images, SCALE_PAGES, (min(o.page_size, images),))
+        self.kinds = cells.kinds(catalogue)
+        self.nginx = start_nginx(self.work / "nginx", root, o.upstream_cpus)
         try:
-            self.links_phase()
+            phase()
             self.notes_from_logs()
         finally:
             self.nginx.stop()
+
+    def render_against(self, env: dict[str, str]) -> str:
+        o = self.o
+        assert self.revisions is not None
+        there, here = self.revisions
+        labels = {k: self.kinds[k].label for k in against.KINDS}
+        return self._finish(
+            [
+                self._machine(env),
+                "",
+                f"Before: {there.describe()}. After: {here.describe()}.",
+                "",
+                f"Closed loop: wrk, {o.connections} connections, {o.duration} s per cell, "
+                f"{o.rounds} interleaved round(s), the order alternating. Each shim: 1 worker on "
+                f"CPUs {o.server_cpus}; wrk CPUs {o.load_cpus}; nginx CPUs {o.upstream_cpus}. "
+                f"Event loop: {self.shim_loop}. CPU is the shim process's own, per request.",
+                "",
+                against.table(self.results, labels, "w1"),
+            ]
+        )
 
     def notes_from_logs(self) -> None:
         assert self.nginx is not None
@@ -467,6 +535,8 @@ class Run:
         r = self.results
         if o.tls_only:
             return self.render_tls(env)
+        if o.against:
+            return self.render_against(env)
         links = [
             "### What keeping links on the shim costs",
             "",

@@ -122,3 +122,16 @@ def parse_args(description: str, argv: list[str] | None = None) -> argparse.Name
         "--loop", choices=("auto", "uvloop", "asyncio"), default="auto", help="event loop"
     )
     return parser.parse_args(argv)
+
+
+def serve_floor(
+    description: str, handler: Handler, *, decompress: bool, argv: list[str] | None = None
+) -> None:
+    """A floor's ``main``: its flags, then *handler* served as `run` serves it."""
+    args = parse_args(description, argv)
+    run(
+        lambda: make_app(args.upstream, handler, decompress=decompress),
+        args.listen,
+        args.workers,
+        args.loop,
+    )

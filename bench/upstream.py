@@ -73,6 +73,7 @@ http {{
         location ~ "^/v2/images/([0-9a-f-]{{36}})$" {{
             try_files /images/$1.json @missing;
         }}
+        location = /versions {{ try_files /versions.json @missing; }}
         location = /v2/schemas/image {{ try_files /schemas/image.json @missing; }}
         location = /v2/schemas/images {{ try_files /schemas/images.json @missing; }}
         location = /_bench/status {{ stub_status; }}

@@ -28,11 +28,9 @@ from shim.legacy.render import RendererUnavailable, select_renderer
 from shim.observability import configure_logging
 from shim.settings import PROG, SettingsError, effective, load
 from shim.startup import check_upstreams, failed
-from shim.workers import EXIT_STARTUP_FAILED, prepare_metrics_dir, run_worker, supervise
+from shim.workers import Exit, prepare_metrics_dir, run_worker, supervise
 
 log = structlog.get_logger(__name__)
-
-EXIT_BAD_SETTINGS = 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -42,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         renderer = select_renderer(loaded.settings.renderer)
     except (SettingsError, RendererUnavailable) as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
-        return EXIT_BAD_SETTINGS
+        return Exit.BAD_SETTINGS
     settings = loaded.settings
     configure_logging(settings)
     logging.captureWarnings(True)
@@ -63,13 +61,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except OSError as exc:
         print(f"{PROG}: PROMETHEUS_MULTIPROC_DIR: {exc}", file=sys.stderr)
-        return EXIT_BAD_SETTINGS
+        return Exit.BAD_SETTINGS
     log.info("starting", **effective(settings, renderer.name))
     findings = asyncio.run(check_upstreams(settings))
     if settings.require_upstreams and (bad := failed(findings)):
         names = ", ".join(finding.probe.setting for finding in bad)
         log.error("startup_failed", error=f"upstream check failed: {names}")
-        return EXIT_STARTUP_FAILED
+        return Exit.STARTUP_FAILED
     if settings.workers == 1:
         return run_worker(settings)
     return supervise(settings, metrics_dir)

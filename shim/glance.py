@@ -232,13 +232,8 @@ class GlanceClient:
     async def patch(
         self, caller: Caller, image_id: str, operations: Sequence[Mapping[str, Any]]
     ) -> dict[str, Any]:
-        answer = await self._send(
-            "PATCH",
-            self._image_url(image_id),
-            caller,
-            body=orjson.dumps(list(operations)),
-            content_type=JSON_PATCH,
-        )
+        url = self._image_url(image_id)
+        answer = await self._send("PATCH", url, caller, orjson.dumps(list(operations)))
         if answer.status >= 300:
             raise to_fault("patch", image_id, answer, self._keystone, caller.token)
         doc = _decode(answer.body)
@@ -255,12 +250,12 @@ class GlanceClient:
             f"{self._images.raw_path}/{quote_segment(image_id)}", encoded=True
         )
 
-    def _headers(self, caller: Caller, content_type: str | None = None) -> dict[str, str]:
+    def _headers(self, caller: Caller, body: bytes | None) -> dict[str, str]:
         headers = {"Accept": "application/json", "X-Openstack-Request-Id": caller.request_id}
         if caller.token is not None:
             headers["X-Auth-Token"] = caller.token
-        if content_type is not None:
-            headers["Content-Type"] = content_type
+        if body is not None:  # the one body the shim sends Glance: a JSON patch
+            headers["Content-Type"] = JSON_PATCH
         return headers
 
     async def _get_json(self, op: Operation, image_id: str | None, url: URL, caller: Caller) -> Any:
@@ -292,24 +287,12 @@ class GlanceClient:
             await asyncio.sleep(pause)
 
     async def _send(
-        self,
-        method: str,
-        url: URL,
-        caller: Caller,
-        body: bytes | None = None,
-        content_type: str | None = None,
+        self, method: str, url: URL, caller: Caller, body: bytes | None = None
     ) -> GlanceAnswer:
         """One write, sent once: no retries of our own, and none of aiohttp's (a blind
         retry could repeat a delete). A 5xx or a lost answer is a 503 (contract.md D11)."""
         try:
-            answer = await self._fetch(
-                method,
-                url,
-                caller,
-                self._settings.glance_timeout,
-                body,
-                content_type,
-            )
+            answer = await self._fetch(method, url, caller, self._settings.glance_timeout, body)
         except _TRANSPORT_ERRORS as exc:
             self._refuse_tls(url, exc)
             failure: str = type(exc).__name__
@@ -329,13 +312,7 @@ class GlanceClient:
             raise ServiceUnavailable(UNAVAILABLE, retry_after=self._settings.retry_after)
 
     async def _fetch(
-        self,
-        method: str,
-        url: URL,
-        caller: Caller,
-        total: float,
-        body: bytes | None = None,
-        content_type: str | None = None,
+        self, method: str, url: URL, caller: Caller, total: float, body: bytes | None = None
     ) -> GlanceAnswer:
         if total <= 0:
             raise TimeoutError
@@ -345,7 +322,7 @@ class GlanceClient:
         async with self._session.request(
             method,
             url,
-            headers=self._headers(caller, content_type),
+            headers=self._headers(caller, body),
             data=body,
             timeout=timeout,
             allow_redirects=False,

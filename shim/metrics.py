@@ -109,89 +109,71 @@ def _create() -> ShimMetrics:
         # collector cannot aggregate those, so they are left out there).
         for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
             registry.register(collector)
+    # Every metric is named under NAMESPACE and registered in this registry.
+    counter = functools.partial(Counter, namespace=NAMESPACE, registry=registry)
+    histogram = functools.partial(Histogram, namespace=NAMESPACE, registry=registry)
+    gauge = functools.partial(Gauge, namespace=NAMESPACE, registry=registry)
     return ShimMetrics(
         registry=registry,
-        requests=Counter(
+        requests=counter(
             "requests",
             "API requests answered, by route template, method, status and microversion.",
             ["route", "method", "status", "microversion"],
-            namespace=NAMESPACE,
-            registry=registry,
         ),
-        request_duration=Histogram(
+        request_duration=histogram(
             "request_duration_seconds",
             "Time from request head to the last byte of the answer.",
             ["route", "method"],
-            namespace=NAMESPACE,
-            registry=registry,
             buckets=REQUEST_BUCKETS,
         ),
-        in_flight=Gauge(
+        in_flight=gauge(
             "requests_in_flight",
             "API requests being handled now.",
-            namespace=NAMESPACE,
-            registry=registry,
             multiprocess_mode="livesum",
         ),
-        upstream_requests=Counter(
+        upstream_requests=counter(
             "upstream_requests",
             "Calls to Glance, Keystone and Nova, by operation and outcome "
             "(2xx..5xx, timeout, connect_error, error).",
             ["upstream", "operation", "outcome"],
-            namespace=NAMESPACE,
-            registry=registry,
         ),
-        upstream_duration=Histogram(
+        upstream_duration=histogram(
             "upstream_duration_seconds",
             "Time from sending an upstream request to its response headers (or failure).",
             ["upstream", "operation"],
-            namespace=NAMESPACE,
-            registry=registry,
             buckets=UPSTREAM_BUCKETS,
         ),
-        token_cache=Counter(
+        token_cache=counter(
             "token_cache_lookups",
             "Keystone token-cache lookups, by result (hit, miss).",
             ["result"],
-            namespace=NAMESPACE,
-            registry=registry,
         ),
-        legacy_clients=Counter(
+        legacy_clients=counter(
             "legacy_client_requests",
             "Requests to the legacy image routes, by the User-Agent's first product token "
             "when it is a known client, else 'other'.",
             ["client"],
-            namespace=NAMESPACE,
-            registry=registry,
         ),
-        legacy_callers=Counter(
+        legacy_callers=counter(
             "legacy_callers",
             "Requests to the legacy image routes by client label and caller project: who "
             "still calls, so the shim can be switched off.",
             ["client", "project"],
-            namespace=NAMESPACE,
-            registry=registry,
         ),
-        legacy_last_seen=Gauge(
+        legacy_last_seen=gauge(
             "legacy_caller_last_seen_timestamp_seconds",
             "Unix time of the latest legacy image-route request by client label and project.",
             ["client", "project"],
-            namespace=NAMESPACE,
-            registry=registry,
             multiprocess_mode="max",
         ),
-        workers=Gauge(
+        workers=gauge(
             "workers",
             "Worker processes serving now (1 per live worker).",
-            namespace=NAMESPACE,
-            registry=registry,
             multiprocess_mode="livesum",
         ),
-        worker_restarts=Counter(
+        worker_restarts=counter(
             "worker_restarts",
             "Workers started by the master to replace one that died.",
-            namespace=NAMESPACE,
-            registry=registry,
         ),
     )
 

@@ -63,8 +63,11 @@ _NAMED_VALUE: Final = re.compile(
 )
 # Keystone Fernet tokens are url-safe base64 starting "gAAAAA"; JWS tokens are three
 # base64url parts starting "eyJ" (a JSON header).
+_FERNET_START: Final = "gAAAAA"
+_JWS_START: Final = "eyJ"
 _TOKEN_SHAPES: Final = re.compile(
-    r"gAAAAA[A-Za-z0-9_\-=]{20,}|eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"
+    rf"{_FERNET_START}[A-Za-z0-9_\-=]{{20,}}"
+    rf"|{_JWS_START}[A-Za-z0-9_\-]{{8,}}\.[A-Za-z0-9_\-]{{8,}}\.[A-Za-z0-9_\-]{{8,}}"
 )
 _RENDERED_LATER: Final = frozenset({"exc_info", "stack_info"})
 # Shorter values are not masked by exact match: "abc" would garble unrelated text.
@@ -79,12 +82,20 @@ def bind_request_secrets(values: Iterable[str]) -> None:
 
 
 def scrub(text: str) -> str:
-    """*text* with credential-looking substrings and the request's own secrets masked."""
+    """*text* with credential-looking substrings and the request's own secrets masked.
+
+    Each pattern runs only on text holding what any of its matches must hold: a ``:`` or
+    ``=`` for a named value, a token shape's literal start. Most fields have neither, and
+    `_NAMED_VALUE` is quadratic in a long run of word characters (a project id: 32).
+    """
     for secret in _request_secrets.get():
         if secret in text:
             text = text.replace(secret, REDACTED)
-    text = _NAMED_VALUE.sub(lambda m: m.group(1) + REDACTED, text)
-    return _TOKEN_SHAPES.sub(REDACTED, text)
+    if ":" in text or "=" in text:
+        text = _NAMED_VALUE.sub(lambda m: m.group(1) + REDACTED, text)
+    if _FERNET_START in text or _JWS_START in text:
+        text = _TOKEN_SHAPES.sub(REDACTED, text)
+    return text
 
 
 def _is_secret_name(name: object) -> bool:

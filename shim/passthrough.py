@@ -98,28 +98,20 @@ class UpstreamBroken(ConnectionResetError):
 
 @dataclass(slots=True)
 class PoolWait:
-    """Per-request trace context: did the request queue for a pooled connection?"""
+    """Per-request trace context: is the request queued for a pooled connection now?"""
 
-    queued: bool = False
-    dequeued: bool = False
+    waiting: bool = False
 
 
-async def _on_queued_start(
+async def _on_queue_signal(
     session: aiohttp.ClientSession,
     context: SimpleNamespace,
-    params: aiohttp.TraceConnectionQueuedStartParams,
+    params: aiohttp.TraceConnectionQueuedStartParams | aiohttp.TraceConnectionQueuedEndParams,
 ) -> None:
+    """The request starts (queued start) or stops (queued end) waiting for a connection."""
     if isinstance(context.trace_request_ctx, PoolWait):
-        context.trace_request_ctx.queued = True
-
-
-async def _on_queued_end(
-    session: aiohttp.ClientSession,
-    context: SimpleNamespace,
-    params: aiohttp.TraceConnectionQueuedEndParams,
-) -> None:
-    if isinstance(context.trace_request_ctx, PoolWait):
-        context.trace_request_ctx.dequeued = True
+        start = isinstance(params, aiohttp.TraceConnectionQueuedStartParams)
+        context.trace_request_ctx.waiting = start
 
 
 def pool_trace_config() -> aiohttp.TraceConfig:
@@ -130,8 +122,8 @@ def pool_trace_config() -> aiohttp.TraceConfig:
     ``ClientSession(trace_configs=[...])``; other requests are unaffected.
     """
     config = aiohttp.TraceConfig()
-    config.on_connection_queued_start.append(_on_queued_start)
-    config.on_connection_queued_end.append(_on_queued_end)
+    config.on_connection_queued_start.append(_on_queue_signal)
+    config.on_connection_queued_end.append(_on_queue_signal)
     return config
 
 
@@ -206,7 +198,7 @@ def _request_fault(
     exc: aiohttp.ClientError | TimeoutError, wait: PoolWait, settings: Settings
 ) -> NovaFault:
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        if wait.queued and not wait.dequeued:
+        if wait.waiting:
             return ServiceUnavailable(MSG_BUSY, retry_after=settings.retry_after)
         return GatewayTimeout(MSG_CONNECT_TIMEOUT)
     if isinstance(exc, TimeoutError):

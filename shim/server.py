@@ -12,11 +12,11 @@ Server-side limits aiohttp 3.14 leaves to us (docs/proxying.md §15):
   head is not complete ``SHIM_HEADER_READ_TIMEOUT`` seconds after the connection opened
   (first request) or after the first byte of a later request on a keep-alive connection
   (idle keep-alive time is not counted; aiohttp's ``keepalive_timeout`` bounds that).
-* **Oversized heads.** The parser refuses a request line over `MAX_REQUEST_LINE` bytes and
-  a header field over `MAX_FIELD_SIZE`, more than `MAX_HEADERS` headers, or malformed HTTP,
-  before any middleware runs; `BoundedHeadHandler.handle_error` answers those with Nova
-  fault JSON instead of aiohttp's plain text: 414 for the request line, 431 for header
-  fields, 400 ``badRequest`` otherwise. The two limits differ by design: aiohttp raises the
+* **Oversized heads.** The parser refuses a request line over 8192 bytes, a header field
+  over 8190, more than 128 headers (`PARSER_LIMITS`) or malformed HTTP before any
+  middleware runs; `BoundedHeadHandler.handle_error` answers those with Nova fault JSON
+  instead of aiohttp's plain text: 414 for the request line, 431 for header fields, 400
+  ``badRequest`` otherwise. The two limits differ by design: aiohttp raises the
   same ``LineTooLong`` for both and only its limit tells them apart. The offending text
   is never logged (it may be a token).
 
@@ -49,6 +49,7 @@ from shim.app import create_app
 from shim.faults import FAULT_CONTENT_TYPE, UNEXPECTED_MESSAGE, NovaFault
 from shim.keys import RUNTIME
 from shim.legacy.render import select_renderer
+from shim.limits import HEADERS_TOO_LARGE, URI_TOO_LONG
 from shim.metrics import create_metrics_app, prime
 from shim.runtime import Runtime
 from shim.settings import Address, Settings
@@ -56,14 +57,11 @@ from shim.tls import ListenerCertificate
 
 log = structlog.get_logger(__name__)
 
-MAX_REQUEST_LINE: Final = 8192
-MAX_FIELD_SIZE: Final = 8190
-MAX_HEADERS: Final = 128
+# aiohttp's parser limits, by its own keyword names: request line, header field, headers.
+PARSER_LIMITS: Final = {"max_line_size": 8192, "max_field_size": 8190, "max_headers": 128}
 # Above any load balancer's idle timeout, so the balancer closes first (proxying.md §9).
 KEEPALIVE_TIMEOUT: Final = 75.0
 BACKLOG: Final = 1024
-URI_TOO_LONG: Final = "Request-URI Too Long"
-HEADERS_TOO_LARGE: Final = "Request Header Fields Too Large"
 MALFORMED: Final = "Malformed request"
 
 
@@ -195,9 +193,7 @@ def api_runner(app: web.Application, settings: Settings) -> ShimRunner:
         access_log_class=AccessLogger,
         access_log=logging.getLogger(ACCESS_LOGGER),
         header_read_timeout=settings.header_read_timeout,
-        max_line_size=MAX_REQUEST_LINE,
-        max_field_size=MAX_FIELD_SIZE,
-        max_headers=MAX_HEADERS,
+        **PARSER_LIMITS,
         # Passthrough bodies reach Nova byte for byte (proxying.md §4); a client that
         # disconnects must not cancel a write half-way (proxying.md §12).
         auto_decompress=False,

@@ -177,15 +177,19 @@ class Size(Integer):
         return _show_size(value)
 
 
-class Choice(Kind[str]):
+class Stripped(Kind[str]):
+    """A value that is its text without the spaces around it."""
+
+    def parse(self, raw: str, notes: list[str]) -> str:
+        return raw.strip()
+
+
+class Choice(Stripped):
     def __init__(self, *choices: str) -> None:
         self.choices = choices
         self.expected = "one of " + ", ".join(choices)
         self.example = choices[0]
         self.metavar = "{" + ",".join(choices) + "}"
-
-    def parse(self, raw: str, notes: list[str]) -> str:
-        return raw.strip()
 
     def check(self, value: Any) -> str:
         if value not in self.choices:
@@ -255,13 +259,10 @@ class Password(Text):
         return "********"
 
 
-class Microversion(Kind[str]):
+class Microversion(Stripped):
     expected = "a 2.N microversion"
     example = "2.90"
     metavar = "2.N"
-
-    def parse(self, raw: str, notes: list[str]) -> str:
-        return raw.strip()
 
     def check(self, value: Any) -> str:
         version = parse_version(value) if isinstance(value, str) else None
@@ -389,16 +390,13 @@ class CidrList(Kind[Networks]):
         return ",".join(sorted(str(network) for network in value))
 
 
-class ReadableFile(Kind[str]):
+class ReadableFile(Stripped):
     """The path of a regular file this process can read (checked by opening it); what the
     file must hold is for its user to check (`shim.tls.check_files` for PEM files)."""
 
     expected = "the path of a readable file"
     example = "/etc/nova-image-shim/tls/ca.crt"
     metavar = "PATH"
-
-    def parse(self, raw: str, notes: list[str]) -> str:
-        return raw.strip()
 
     def check(self, value: Any) -> str:
         if not isinstance(value, str) or not value:

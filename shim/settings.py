@@ -58,29 +58,9 @@ from shim.tls import check_files
 
 __all__ = ["SPECS", "Address", "Secret", "Settings", "SettingsError", "Spec", "load"]
 
-DEFAULT_MAX_MICROVERSION: Final = "2.104"
-DEFAULT_MAX_LIMIT: Final = 1000
-DEFAULT_GLANCE_PAGE_SIZE: Final = 200
 GLANCE_MAX_PAGE: Final = 1000
-DEFAULT_GLANCE_TIMEOUT: Final = 30.0
-DEFAULT_CONNECT_TIMEOUT: Final = 5.0
-DEFAULT_GLANCE_RETRIES: Final = 3
-DEFAULT_RETRY_AFTER: Final = 5
-DEFAULT_GLANCE_MAX_BODY: Final = 32 * 1024 * 1024
-DEFAULT_METADATA_ITEMS: Final = 128
-DEFAULT_TOKEN_CACHE_TTL: Final = 300.0
-DEFAULT_KEYSTONE_TIMEOUT: Final = 10.0
-DEFAULT_TOKEN_CACHE_SIZE: Final = 10_000
-DEFAULT_POOL_SIZE: Final = 100
-DEFAULT_KEEPALIVE: Final = 10.0
-DEFAULT_NOVA_READ_TIMEOUT: Final = 300.0
-DEFAULT_SHUTDOWN_TIMEOUT: Final = 25.0
-DEFAULT_HEADER_READ_TIMEOUT: Final = 10.0
-DEFAULT_MAX_BODY: Final = 1024 * 1024
 # Below aiohttp's own parser limits (8190 bytes a line), so the shim answers a Nova fault.
 DEFAULT_MAX_URL: Final = 8000
-DEFAULT_MAX_HEADER_BYTES: Final = 32 * 1024
-DEFAULT_CALLER_PROJECTS_MAX: Final = 1000
 
 AuthMode = Literal["passthrough", "keystone", "trusted-headers"]
 LogFormat = Literal["json", "console"]
@@ -118,27 +98,27 @@ class Settings:
     service_domain: str = "Default"
     catalog_interface: str = "public"
     catalog_region: str | None = None
-    token_cache_ttl: float = DEFAULT_TOKEN_CACHE_TTL
-    keystone_timeout: float = DEFAULT_KEYSTONE_TIMEOUT
-    token_cache_size: int = DEFAULT_TOKEN_CACHE_SIZE
-    max_microversion: str = DEFAULT_MAX_MICROVERSION
+    token_cache_ttl: float = 300.0
+    keystone_timeout: float = 10.0
+    token_cache_size: int = 10_000
+    max_microversion: str = "2.104"
     microversion_cap: MicroversionCap = "nova"
-    max_limit: int = DEFAULT_MAX_LIMIT
-    glance_page_size: int = DEFAULT_GLANCE_PAGE_SIZE
-    glance_timeout: float = DEFAULT_GLANCE_TIMEOUT
-    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
-    glance_retries: int = DEFAULT_GLANCE_RETRIES
-    retry_after: int = DEFAULT_RETRY_AFTER
-    glance_max_body: int = DEFAULT_GLANCE_MAX_BODY
-    metadata_items: int = DEFAULT_METADATA_ITEMS
-    pool_size: int = DEFAULT_POOL_SIZE
-    keepalive_timeout: float = DEFAULT_KEEPALIVE
-    nova_read_timeout: float = DEFAULT_NOVA_READ_TIMEOUT
-    max_body: int = DEFAULT_MAX_BODY
+    max_limit: int = 1000
+    glance_page_size: int = 200
+    glance_timeout: float = 30.0
+    connect_timeout: float = 5.0
+    glance_retries: int = 3
+    retry_after: int = 5
+    glance_max_body: int = 32 * MiB
+    metadata_items: int = 128
+    pool_size: int = 100
+    keepalive_timeout: float = 10.0
+    nova_read_timeout: float = 300.0
+    max_body: int = MiB
     max_url: int = DEFAULT_MAX_URL
-    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
-    header_read_timeout: float = DEFAULT_HEADER_READ_TIMEOUT
-    shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
+    max_header_bytes: int = 32 * KiB
+    header_read_timeout: float = 10.0
+    shutdown_timeout: float = 25.0
     workers: int = 1
     renderer: RendererChoice = "auto"
     log_format: LogFormat = "json"
@@ -147,7 +127,7 @@ class Settings:
     sunset: str | None = None
     deprecation_link: str | None = None
     require_upstreams: bool = False
-    caller_projects_max: int = DEFAULT_CALLER_PROJECTS_MAX
+    caller_projects_max: int = 1000
     # TLS (shim.tls): upstream trust, the client certificate, the HTTPS listener's pair.
     ca_file: str | None = None
     glance_ca_file: str | None = None

@@ -13,7 +13,7 @@ loop and accepts nothing. It only relays signals and watches its children:
   worker SIGTERM (``PR_SET_PDEATHSIG``) and it drains as usual.
 * A worker that dies while the master is not stopping is logged with its exit status and
   replaced, so the other workers' connections survive. The master gives up instead, stops
-  the others and exits 1, when a worker could not start (`EXIT_STARTUP_FAILED`, for
+  the others and exits 1, when a worker could not start (`Exit.STARTUP_FAILED`, for
   example its port is taken) or when more than `MAX_RESTARTS` workers died within
   `RESTART_WINDOW` seconds: a crash loop is for the orchestrator (Kubernetes restarts the
   pod with back-off), not for us to hide.
@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import ctypes
 import ctypes.util
+import enum
 import os
 import shutil
 import signal
@@ -51,9 +52,6 @@ from shim.settings import Settings
 
 log = structlog.get_logger(__name__)
 
-EXIT_OK: Final = 0
-EXIT_FAILED: Final = 1
-EXIT_STARTUP_FAILED: Final = 3
 MAX_RESTARTS: Final = 5
 RESTART_WINDOW: Final = 60.0
 KILL_GRACE: Final = 5.0
@@ -115,6 +113,15 @@ def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
+class Exit(enum.IntEnum):
+    """The process's exit status (`shim.cli` says when each is given)."""
+
+    OK = 0
+    FAILED = 1
+    BAD_SETTINGS = 2
+    STARTUP_FAILED = 3
+
+
 def run_worker(settings: Settings, listeners: Listeners | None = None) -> int:
     """Serve in this process until stopped (on *listeners*, else on sockets it binds
     itself); the process exit status."""
@@ -123,11 +130,11 @@ def run_worker(settings: Settings, listeners: Listeners | None = None) -> int:
             runner.run(serve(settings, listeners=listeners))
     except StartupFailed as exc:
         log.error("startup_failed", error=str(exc))
-        return EXIT_STARTUP_FAILED
+        return Exit.STARTUP_FAILED
     except Exception:
         log.exception("worker_failed")
-        return EXIT_FAILED
-    return EXIT_OK
+        return Exit.FAILED
+    return Exit.OK
 
 
 @dataclass
@@ -169,7 +176,7 @@ class _Master:
         log.info("worker_started", worker_pid=pid, slot=slot)
 
     def _child(self, replacement: bool) -> None:
-        code = EXIT_FAILED
+        code: int = Exit.FAILED
         try:
             for signum in _STOP_SIGNALS:
                 signal.signal(signum, signal.SIG_DFL)
@@ -198,7 +205,7 @@ class _Master:
             log.info("worker_exited", worker_pid=pid, exit_status=code)
             return
         log.error("worker_died", worker_pid=pid, exit_status=code, slot=slot)
-        if code == EXIT_STARTUP_FAILED:
+        if code == Exit.STARTUP_FAILED:
             self._give_up("a worker could not start")
             return
         now = time.monotonic()
@@ -234,7 +241,7 @@ class _Master:
                 self.failed = True
                 self.stop_deadline = None
             time.sleep(POLL_INTERVAL)
-        return EXIT_FAILED if self.failed else EXIT_OK
+        return Exit.FAILED if self.failed else Exit.OK
 
 
 def _stop_with_parent(master_pid: int) -> None:
@@ -249,7 +256,7 @@ def _stop_with_parent(master_pid: int) -> None:
 
 def supervise(settings: Settings, metrics_dir: MetricsDir | None) -> int:
     """Bind the listeners, run `Settings.workers` workers on them until stopped; the
-    master's exit status (`EXIT_STARTUP_FAILED` when an address cannot be bound)."""
+    master's exit status (`Exit.STARTUP_FAILED` when an address cannot be bound)."""
     try:
         return _supervise(settings, metrics_dir)
     finally:
@@ -262,7 +269,7 @@ def _supervise(settings: Settings, metrics_dir: MetricsDir | None) -> int:
         listeners = bind_listeners(settings)
     except OSError as exc:
         log.error("startup_failed", error=f"cannot listen: {exc}")
-        return EXIT_STARTUP_FAILED
+        return Exit.STARTUP_FAILED
     log.info(
         "master_started",
         workers=settings.workers,

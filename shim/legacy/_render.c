@@ -613,6 +613,22 @@ minify_literal(Buffer *buffer, Cursor *in, const char *word, Py_ssize_t len)
     return put(buffer, word, len);
 }
 
+/* Before the first element: the opening bracket under the cursor and any space after it;
+ * *closed* when the closing bracket *close* follows at once (empty), consumed too. */
+static int
+first_item(Buffer *buffer, Cursor *in, char close, int *closed)
+{
+    CHECK(put(buffer, in->at, 1));
+    in->at++;
+    skip_space(in);
+    *closed = in->at < in->end && *in->at == close;
+    if (*closed) {
+        CHECK(put(buffer, in->at, 1));
+        in->at++;
+    }
+    return RENDER_OK;
+}
+
 /* After an element: a ',' (another one follows) or the closing bracket *close*. */
 static int
 next_item(Buffer *buffer, Cursor *in, char close, int *closed)
@@ -634,14 +650,9 @@ minify_object(Buffer *buffer, Cursor *in, int depth)
     const char *keys[MINIFY_MAX_KEYS];
     Py_ssize_t lens[MINIFY_MAX_KEYS];
     int count = 0;
-    in->at++;
-    CHECK(PUT(buffer, "{"));
-    skip_space(in);
-    if (in->at < in->end && *in->at == '}') {
-        in->at++;
-        return PUT(buffer, "}");
-    }
-    for (;;) {
+    int closed;
+    CHECK(first_item(buffer, in, '}', &closed));
+    while (!closed) {
         if (in->at >= in->end || *in->at != '"' || count == MINIFY_MAX_KEYS) {
             return RENDER_BAIL;
         }
@@ -661,32 +672,21 @@ minify_object(Buffer *buffer, Cursor *in, int depth)
         CHECK(PUT(buffer, ":"));
         skip_space(in);
         CHECK(minify_value(buffer, in, depth + 1));
-        int closed;
         CHECK(next_item(buffer, in, '}', &closed));
-        if (closed) {
-            return RENDER_OK;
-        }
     }
+    return RENDER_OK;
 }
 
 static int
 minify_array(Buffer *buffer, Cursor *in, int depth)
 {
-    in->at++;
-    CHECK(PUT(buffer, "["));
-    skip_space(in);
-    if (in->at < in->end && *in->at == ']') {
-        in->at++;
-        return PUT(buffer, "]");
-    }
-    for (;;) {
+    int closed;
+    CHECK(first_item(buffer, in, ']', &closed));
+    while (!closed) {
         CHECK(minify_value(buffer, in, depth + 1));
-        int closed;
         CHECK(next_item(buffer, in, ']', &closed));
-        if (closed) {
-            return RENDER_OK;
-        }
     }
+    return RENDER_OK;
 }
 
 static int

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.deploy.kube import FETCH_HELM
+from tests.stack.fixtures import summary_line
 
 
 @pytest.fixture(scope="session")
@@ -38,19 +39,6 @@ def helm_bin() -> Path:
     return path
 
 
-_IMAGE_REPORT = pytest.StashKey[list[str]]()
-
-
 def report(config: pytest.Config, line: str) -> None:
     """A line for the run's summary under "container image" (sizes and build times)."""
-    config.stash.setdefault(_IMAGE_REPORT, []).append(line)
-
-
-def pytest_terminal_summary(
-    terminalreporter: pytest.TerminalReporter, config: pytest.Config
-) -> None:
-    lines = config.stash.get(_IMAGE_REPORT, [])
-    if lines:
-        terminalreporter.write_sep("-", "container image")
-        for line in lines:
-            terminalreporter.write_line(line)
+    summary_line(config, "container image", line)

@@ -513,4 +513,5 @@ def test_values_match_the_documented_defaults() -> None:
     dockerfile = (REPO / "deploy" / "Dockerfile").read_text("utf-8")
     assert "PROMETHEUS_MULTIPROC_DIR=" not in dockerfile
     assert values["metricsVolume"]["mountPath"].startswith("/")
-    assert values["config"]["shutdownTimeout"] == shim_settings.DEFAULT_SHUTDOWN_TIMEOUT
+    shutdown_timeout = shim_settings.BY_ENV["SHIM_SHUTDOWN_TIMEOUT"]
+    assert values["config"]["shutdownTimeout"] == shutdown_timeout.default

@@ -17,6 +17,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 PROPERTIES = "tests/unit/test_render_properties.py"
+# What the properties import from the tests themselves.
+SUPPORT = ("tests/__init__.py", "tests/unit/__init__.py", "tests/unit/strategies.py")
 
 
 def _runtime(name: str) -> str:
@@ -33,7 +35,8 @@ def test_properties_hold_under_asan_and_ubsan(tmp_path: Path) -> None:
             REPO / part, tmp_path / part, ignore=shutil.ignore_patterns("*.so", "__pycache__")
         )
     (tmp_path / "tests" / "unit").mkdir(parents=True)
-    shutil.copy(REPO / PROPERTIES, tmp_path / PROPERTIES)
+    for name in (PROPERTIES, *SUPPORT):
+        shutil.copy(REPO / name, tmp_path / name)
     shutil.copy(REPO / "pyproject.toml", tmp_path)
     suffix = sysconfig.get_config_var("EXT_SUFFIX")
     source = tmp_path / "shim" / "legacy" / "_render.c"

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from tests.stack.layout import Below
+
 # Keystone's default token lifetime is one hour; a long test session keeps its tokens.
 TOKEN_EXPIRATION: Final = 6 * 3600
 # keystonemiddleware's default: a token validated once is trusted for this long, even if
@@ -20,48 +22,46 @@ GLANCE_TOKEN_CACHE_TIME: Final = 300
 
 @dataclass(frozen=True, slots=True)
 class ServerDirs:
-    """What every server of the stack has under its run directory: config, gunicorn."""
+    """What every server of the stack has under its run directory: config, logs, gunicorn."""
 
     base: Path
 
-    @property
-    def etc(self) -> Path:
-        return self.base / "etc"
+    etc = Below("base", "etc")
+    server_log = Below("base", "log", "gunicorn.log")
+    pid_file = Below("base", "gunicorn.pid")
 
-    @property
-    def server_log(self) -> Path:
-        return self.base / "log" / "gunicorn.log"
+    def make_dirs(self, *more: Path) -> None:
+        """``etc/``, ``log/`` and `more` directories, as needed."""
+        for sub in (self.etc, self.server_log.parent, *more):
+            sub.mkdir(parents=True, exist_ok=True)
 
-    @property
-    def pid_file(self) -> Path:
-        return self.base / "gunicorn.pid"
+
+def authtoken_section(keystone_url: str, username: str, password: str, **more: object) -> str:
+    """``[keystone_authtoken]`` of a server whose keystonemiddleware checks tokens against the
+    stack's Keystone as `username` of the service project; `more` options follow."""
+    options = "".join(f"{name} = {value}\n" for name, value in more.items())
+    return f"""[keystone_authtoken]
+www_authenticate_uri = {keystone_url}
+auth_url = {keystone_url}
+auth_type = password
+project_domain_name = Default
+user_domain_name = Default
+project_name = service
+username = {username}
+password = {password}
+{options}"""
 
 
 @dataclass(frozen=True, slots=True)
 class KeystoneDirs(ServerDirs):
-    @property
-    def conf(self) -> Path:
-        return self.etc / "keystone.conf"
-
-    @property
-    def db(self) -> Path:
-        return self.base / "keystone.sqlite"
-
-    @property
-    def fernet_keys(self) -> Path:
-        return self.base / "fernet-keys"
-
-    @property
-    def credential_keys(self) -> Path:
-        return self.base / "credential-keys"
-
-    @property
-    def app_log(self) -> Path:
-        return self.base / "log" / "keystone.log"
+    conf = Below("etc", "keystone.conf")
+    app_log = Below("base", "log", "keystone.log")
+    db = Below("base", "keystone.sqlite")
+    fernet_keys = Below("base", "fernet-keys")
+    credential_keys = Below("base", "credential-keys")
 
     def write(self) -> None:
-        for sub in (self.etc, self.app_log.parent):
-            sub.mkdir(parents=True, exist_ok=True)
+        self.make_dirs()
         # bcrypt at 4 rounds: every password token costs milliseconds, not a quarter second.
         self.conf.write_text(
             f"""[DEFAULT]
@@ -92,34 +92,20 @@ key_repository = {self.credential_keys}
 
 @dataclass(frozen=True, slots=True)
 class GlanceDirs(ServerDirs):
-    @property
-    def conf(self) -> Path:
-        return self.etc / "glance-api.conf"
-
-    @property
-    def paste(self) -> Path:
-        return self.etc / "glance-api-paste.ini"
-
-    @property
-    def data(self) -> Path:
-        return self.base / "data"
-
-    @property
-    def images(self) -> Path:
-        return self.data / "images"
-
-    @property
-    def staging(self) -> Path:
-        return self.data / "staging"
-
-    @property
-    def app_log(self) -> Path:
-        return self.base / "log" / "glance-api.log"
+    conf = Below("etc", "glance-api.conf")
+    paste = Below("etc", "glance-api-paste.ini")
+    app_log = Below("base", "log", "glance-api.log")
+    data = Below("base", "data")
+    images = Below("data", "images")
+    staging = Below("data", "staging")
+    tasks = Below("data", "tasks")
 
     def write(self, keystone_url: str, service_password: str, database: str) -> None:
         """`database`: SQLAlchemy URL of Glance's database on the stack's PostgreSQL."""
-        for sub in (self.etc, self.images, self.staging, self.data / "tasks", self.app_log.parent):
-            sub.mkdir(parents=True, exist_ok=True)
+        self.make_dirs(self.images, self.staging, self.tasks)
+        authtoken = authtoken_section(
+            keystone_url, "glance", service_password, token_cache_time=GLANCE_TOKEN_CACHE_TIME
+        )
         self.conf.write_text(
             f"""[DEFAULT]
 enabled_backends = fs:file
@@ -141,7 +127,7 @@ filesystem_store_datadir = {self.images}/
 filesystem_store_datadir = {self.staging}/
 
 [os_glance_tasks_store]
-filesystem_store_datadir = {self.data / "tasks"}/
+filesystem_store_datadir = {self.tasks}/
 
 [image_format]
 # The upstream default (true) rejects the dummy bytes tests upload (docs/glance.md §11).
@@ -151,17 +137,7 @@ require_image_format_match = false
 flavor = keystone
 config_file = {self.paste}
 
-[keystone_authtoken]
-www_authenticate_uri = {keystone_url}
-auth_url = {keystone_url}
-auth_type = password
-project_domain_name = Default
-user_domain_name = Default
-project_name = service
-username = glance
-password = {service_password}
-token_cache_time = {GLANCE_TOKEN_CACHE_TIME}
-
+{authtoken}
 [oslo_policy]
 enforce_scope = true
 enforce_new_defaults = true

@@ -18,12 +18,16 @@
   started on first use, stopped at the end of the session.
 
 These fixtures are blocking (stdlib HTTP and psycopg): call them outside the event loop.
+
+`summary_line` adds a line to a named section of the terminal summary (``report_line``:
+the "real stack" section); this module's `pytest_terminal_summary` writes every section.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from contextlib import closing
+from typing import Any, Self
 
 import pytest
 
@@ -34,14 +38,32 @@ from tests.stack.rest import JsonObject
 from tests.stack.seed import GlanceApi, bulk_insert, purge
 
 
-class ScratchImages:
+class _PurgedImages:
+    """Ids of images made for a test, purged from Glance by `cleanup` (or on leaving a
+    ``with`` block)."""
+
+    def __init__(self, stack: StackInfo) -> None:
+        self.stack = stack
+        self.ids: list[str] = []
+
+    def cleanup(self) -> None:
+        purge(self.stack, self.ids)
+        self.ids.clear()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.cleanup()
+
+
+class ScratchImages(_PurgedImages):
     """``scratch_images(owner="alice", data=None, **fields)`` creates an image, uploads
     `data` if given, and returns Glance's JSON for it; every image is purged at teardown."""
 
     def __init__(self, stack: StackInfo) -> None:
-        self.stack = stack
+        super().__init__(stack)
         self.api = GlanceApi(stack)
-        self.ids: list[str] = []
 
     def __call__(
         self,
@@ -58,62 +80,47 @@ class ScratchImages:
             image = self.api.get(owner, image["id"], project)
         return image
 
-    def cleanup(self) -> None:
-        purge(self.stack, self.ids)
-        self.ids.clear()
 
-
-class BulkImages:
+class BulkImages(_PurgedImages):
     """``bulk_images(n, owner_project_id, **kwargs)``: `seed.bulk_insert`, purged at teardown."""
-
-    def __init__(self, stack: StackInfo) -> None:
-        self.stack = stack
-        self.ids: list[str] = []
 
     def __call__(self, n: int, owner: str, **kwargs: Any) -> list[str]:
         ids = bulk_insert(self.stack, n, owner, **kwargs)
         self.ids.extend(ids)
         return ids
 
-    def cleanup(self) -> None:
-        purge(self.stack, self.ids)
-        self.ids.clear()
+
+_SUMMARY = pytest.StashKey[dict[str, list[str]]]()
 
 
-_REPORT = pytest.StashKey[list[str]]()
-
-
-def _report(config: pytest.Config, line: str) -> None:
-    config.stash.setdefault(_REPORT, []).append(line)
+def summary_line(config: pytest.Config, section: str, line: str) -> None:
+    """Add `line` to the `section` part of the terminal summary (any test folder's)."""
+    config.stash.setdefault(_SUMMARY, {}).setdefault(section, []).append(line)
 
 
 def report_line(config: pytest.Config, line: str) -> None:
     """Add `line` to the "real stack" section of the terminal summary."""
-    _report(config, line)
+    summary_line(config, "real stack", line)
 
 
 def pytest_terminal_summary(
     terminalreporter: pytest.TerminalReporter, config: pytest.Config
 ) -> None:
-    lines = config.stash.get(_REPORT, [])
-    if lines:
-        terminalreporter.write_sep("-", "real stack")
+    for section, lines in config.stash.get(_SUMMARY, {}).items():
+        terminalreporter.write_sep("-", section)
         for line in lines:
             terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")
 def real_stack(pytestconfig: pytest.Config) -> Iterator[StackInfo]:
-    running = ensure_up()
-    how = "started" if running.started else "reused"
-    times = ", ".join(f"{key} {value:.1f}s" for key, value in running.timings.items())
-    info = running.info
-    _report(pytestconfig, f"{how}: keystone {info.keystone_url}, glance {info.glance_url}, "
-            f"nova {info.nova_url} ({times})")  # fmt: skip
-    try:
-        yield running.info
-    finally:
-        running.close()
+    with closing(ensure_up()) as running:
+        how = "started" if running.started else "reused"
+        times = ", ".join(f"{key} {value:.1f}s" for key, value in running.timings.items())
+        info = running.info
+        report_line(pytestconfig, f"{how}: keystone {info.keystone_url}, "
+                    f"glance {info.glance_url}, nova {info.nova_url} ({times})")  # fmt: skip
+        yield info
 
 
 @pytest.fixture(scope="session")
@@ -133,26 +140,22 @@ def glance_api(real_stack: StackInfo) -> GlanceApi:
 @pytest.fixture(scope="session")
 def catalogue(real_stack: StackInfo, pytestconfig: pytest.Config) -> Catalogue:
     seeded = seed_standard_catalogue(real_stack)
-    _report(pytestconfig, f"standard catalogue: {len(seeded.ids)} images in {seeded.seconds:.1f}s")
+    report_line(
+        pytestconfig, f"standard catalogue: {len(seeded.ids)} images in {seeded.seconds:.1f}s"
+    )
     return seeded
 
 
 @pytest.fixture
 def scratch_images(real_stack: StackInfo) -> Iterator[ScratchImages]:
-    factory = ScratchImages(real_stack)
-    try:
+    with ScratchImages(real_stack) as factory:
         yield factory
-    finally:
-        factory.cleanup()
 
 
 @pytest.fixture
 def bulk_images(real_stack: StackInfo) -> Iterator[BulkImages]:
-    factory = BulkImages(real_stack)
-    try:
+    with BulkImages(real_stack) as factory:
         yield factory
-    finally:
-        factory.cleanup()
 
 
 @pytest.fixture(scope="session")
@@ -163,7 +166,7 @@ def nova_url(real_stack: StackInfo) -> str:
 @pytest.fixture(scope="session")
 def nova_proxy_headers_url(real_stack: StackInfo, pytestconfig: pytest.Config) -> Iterator[str]:
     server = start_nova(real_stack, proxy_headers=True)
-    _report(pytestconfig, f"nova with proxy headers parsed: {server.url} "
+    report_line(pytestconfig, f"nova with proxy headers parsed: {server.url} "
             f"(ready in {server.ready_seconds:.1f}s)")  # fmt: skip
     try:
         yield server.url

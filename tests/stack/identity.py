@@ -31,7 +31,7 @@ from typing import Final
 from tests.stack.configs import KeystoneDirs
 from tests.stack.layout import REGION, StackPaths
 from tests.stack.procs import StackError, run_logged
-from tests.stack.rest import JsonObject, expect, request
+from tests.stack.rest import JsonObject, Response, expect, request
 
 PROJECTS: Final = ("demo-a", "demo-b", "service")
 ROLES: Final[Mapping[str, Mapping[str, tuple[str, ...]]]] = {
@@ -163,23 +163,22 @@ def provision(keystone_url: str, glance_url: str) -> Identity:
     return Identity(project_ids=projects, user_ids=users)
 
 
-def revoke_token(keystone_url: str, admin_token: str, token: str) -> None:
-    resp = request(
-        "DELETE",
+def _about_token(method: str, keystone_url: str, admin_token: str, token: str) -> Response:
+    """``<method> /v3/auth/tokens`` about `token` (``X-Subject-Token``), as the admin."""
+    return request(
+        method,
         f"{keystone_url}/v3/auth/tokens",
         token=admin_token,
         headers={"X-Subject-Token": token},
     )
-    expect(resp, 204)
+
+
+def revoke_token(keystone_url: str, admin_token: str, token: str) -> None:
+    expect(_about_token("DELETE", keystone_url, admin_token, token), 204)
 
 
 def token_valid(keystone_url: str, admin_token: str, token: str) -> bool:
-    resp = request(
-        "HEAD",
-        f"{keystone_url}/v3/auth/tokens",
-        token=admin_token,
-        headers={"X-Subject-Token": token},
-    )
+    resp = _about_token("HEAD", keystone_url, admin_token, token)
     if resp.status not in (200, 404):
         raise StackError(f"unexpected answer validating a token: {resp.describe()}")
     return resp.status == 200

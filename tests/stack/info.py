@@ -23,6 +23,20 @@ class OutdatedState(ValueError):
     """The state file names a stack started by an older layout of this package."""
 
 
+class _ProjectId:
+    """A read-only attribute of `StackInfo`: the id of the project named so."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, info: StackInfo | None, owner: type | None = None) -> str:
+        if info is None:
+            raise AttributeError(f"the id of project {self.name} belongs to a running stack")
+        return info.project_ids[self.name]
+
+
 @dataclass(frozen=True, slots=True)
 class StackInfo:
     keystone_url: str  # http://127.0.0.1:PORT (no /v3)
@@ -55,21 +69,10 @@ class StackInfo:
         default_factory=dict, compare=False, repr=False
     )
 
-    @property
-    def demo_a(self) -> str:
-        return self.project_ids["demo-a"]
-
-    @property
-    def demo_b(self) -> str:
-        return self.project_ids["demo-b"]
-
-    @property
-    def service_project(self) -> str:
-        return self.project_ids["service"]
-
-    @property
-    def admin_project(self) -> str:
-        return self.project_ids["admin"]
+    demo_a = _ProjectId("demo-a")
+    demo_b = _ProjectId("demo-b")
+    service_project = _ProjectId("service")
+    admin_project = _ProjectId("admin")
 
     @property
     def keystone_v3(self) -> str:

@@ -26,7 +26,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, overload
 
 GLANCE_VERSION: Final = "33.0.0"
 KEYSTONE_VERSION: Final = "30.0.0"
@@ -40,6 +40,28 @@ REGION: Final = "RegionOne"
 
 _HERE: Final = Path(__file__).resolve().parent
 DEFAULT_CACHE: Final = Path("~/.cache/nova-image-shim/stack")
+_PSYCOPG2: Final = f"psycopg2-binary=={PSYCOPG2_VERSION}"
+
+
+class Below:
+    """A read-only path attribute of a frozen dataclass that names the files of a directory:
+    ``etc = Below("base", "etc")`` reads as ``self.base / "etc"``, each path written once."""
+
+    __slots__ = ("parent", "parts")
+
+    def __init__(self, parent: str, *parts: str) -> None:
+        self.parent = parent  # the attribute (a `Path`) the parts are joined to
+        self.parts = parts
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> Below: ...
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> Path: ...
+    def __get__(self, obj: object, owner: type | None = None) -> Path | Below:
+        if obj is None:
+            return self
+        parent: Path = getattr(obj, self.parent)
+        return parent.joinpath(*self.parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,13 +73,8 @@ class Component:
     constraints: Path
     venv: Path
 
-    @property
-    def bin(self) -> Path:
-        return self.venv / "bin"
-
-    @property
-    def marker(self) -> Path:
-        return self.venv / ".nova-image-shim-stack.json"
+    bin = Below("venv", "bin")
+    marker = Below("venv", ".nova-image-shim-stack.json")
 
     def fingerprint(self, python: Path) -> dict[str, str]:
         """What the marker must hold for the venv to be reused."""
@@ -75,6 +92,10 @@ class StackPaths:
     python: Path
     run: Path
 
+    templates = Below("cache", "templates")
+    logs = Below("cache", "logs")
+    state_file = Below("run", "state.json")
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> StackPaths:
         env = os.environ if environ is None else environ
@@ -83,57 +104,32 @@ class StackPaths:
         run = Path(env.get("SHIM_STACK_RUN_DIR") or cache / "run").expanduser().resolve()
         return cls(cache=cache, python=Path(python), run=run)
 
+    def _component(self, name: str, version: str, *extra: str) -> Component:
+        """`name`'s virtualenv: `name` at `version`, gunicorn, then `extra` requirements;
+        pinned by ``constraints-<name>.txt``."""
+        return Component(
+            name=name,
+            requirements=(f"{name}=={version}", f"gunicorn=={GUNICORN_VERSION}", *extra),
+            constraints=_HERE / f"constraints-{name}.txt",
+            venv=self.cache / "venvs" / name,
+        )
+
     @property
     def glance(self) -> Component:
-        return Component(
-            name="glance",
-            requirements=(
-                f"glance=={GLANCE_VERSION}",
-                f"gunicorn=={GUNICORN_VERSION}",
-                f"psycopg2-binary=={PSYCOPG2_VERSION}",
-            ),
-            constraints=_HERE / "constraints-glance.txt",
-            venv=self.cache / "venvs" / "glance",
-        )
+        return self._component("glance", GLANCE_VERSION, _PSYCOPG2)
 
     @property
     def keystone(self) -> Component:
-        return Component(
-            name="keystone",
-            requirements=(f"keystone=={KEYSTONE_VERSION}", f"gunicorn=={GUNICORN_VERSION}"),
-            constraints=_HERE / "constraints-keystone.txt",
-            venv=self.cache / "venvs" / "keystone",
-        )
+        return self._component("keystone", KEYSTONE_VERSION)
 
     @property
     def nova(self) -> Component:
-        return Component(
-            name="nova",
-            requirements=(
-                f"nova=={NOVA_VERSION}",
-                f"gunicorn=={GUNICORN_VERSION}",
-                f"psycopg2-binary=={PSYCOPG2_VERSION}",
-            ),
-            constraints=_HERE / "constraints-nova.txt",
-            venv=self.cache / "venvs" / "nova",
-        )
+        return self._component("nova", NOVA_VERSION, _PSYCOPG2)
 
     @property
     def components(self) -> tuple[Component, ...]:
         """Every server's virtualenv, in the order they are installed."""
         return (self.glance, self.keystone, self.nova)
-
-    @property
-    def templates(self) -> Path:
-        return self.cache / "templates"
-
-    @property
-    def logs(self) -> Path:
-        return self.cache / "logs"
-
-    @property
-    def state_file(self) -> Path:
-        return self.run / "state.json"
 
     @property
     def lock_file(self) -> Path:

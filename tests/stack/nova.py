@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Final
 
 from tests.stack import postgres
-from tests.stack.configs import ServerDirs
-from tests.stack.layout import REGION, StackPaths
+from tests.stack.configs import ServerDirs, authtoken_section
+from tests.stack.layout import REGION, Below, StackPaths
 from tests.stack.procs import run_logged
 
 SERVICE_USER: Final = "nova"
@@ -38,17 +38,9 @@ _MANAGE_ENV: Final = {"OS_NOVA_DISABLE_EVENTLET_PATCHING": "1"}
 
 @dataclass(frozen=True, slots=True)
 class NovaDirs(ServerDirs):
-    @property
-    def conf(self) -> Path:
-        return self.etc / "nova.conf"
-
-    @property
-    def paste(self) -> Path:
-        return self.etc / "api-paste.ini"
-
-    @property
-    def app_log(self) -> Path:
-        return self.base / "log" / "nova-api.log"
+    conf = Below("etc", "nova.conf")
+    paste = Below("etc", "api-paste.ini")
+    app_log = Below("base", "log", "nova-api.log")
 
     def write(
         self,
@@ -62,10 +54,10 @@ class NovaDirs(ServerDirs):
     ) -> None:
         """nova.conf and Nova's own api-paste.ini; `db_port`: the stack's PostgreSQL, which
         holds Nova's API and cell databases."""
-        for sub in (self.etc, self.app_log.parent, self.base / "state", self.base / "locks"):
-            sub.mkdir(parents=True, exist_ok=True)
+        self.make_dirs(self.base / "state", self.base / "locks")
         shutil.copyfile(paths.nova.venv / "etc" / "nova" / "api-paste.ini", self.paste)
         proxy = "True" if proxy_headers else "False"
+        authtoken = authtoken_section(keystone_url, SERVICE_USER, service_password)
         # transport_url fake://: APIRouterV21 builds RPC clients at start-up; the routes the
         # stack serves send no RPC, and the in-memory driver satisfies the constructors.
         self.conf.write_text(
@@ -91,16 +83,7 @@ connection = {postgres.url(db_port, CELL_DATABASE, postgres.SQLALCHEMY_DRIVER)}
 api_servers = {glance_url}
 region_name = {REGION}
 
-[keystone_authtoken]
-www_authenticate_uri = {keystone_url}
-auth_url = {keystone_url}
-auth_type = password
-project_domain_name = Default
-user_domain_name = Default
-project_name = service
-username = {SERVICE_USER}
-password = {service_password}
-
+{authtoken}
 [oslo_concurrency]
 lock_path = {self.base / "locks"}
 

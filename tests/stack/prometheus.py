@@ -71,7 +71,6 @@ def _apt_install() -> None:
             f"prometheus and promtool are missing and cannot be installed here (needs root "
             f"and apt-get): run `apt-get install --no-install-recommends {PACKAGE}`"
         )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     install = ["apt-get", "install", "-y", "-o", "DPkg::Lock::Timeout=600"]
     install += ["--no-install-recommends", PACKAGE]
     placed_policy = False
@@ -81,11 +80,11 @@ def _apt_install() -> None:
         POLICY_RC.chmod(0o755)
         placed_policy = True
     try:
-        first = _run(install, env)
+        first = _run(install)
         if first.returncode != 0:
             # A fresh machine may have no package lists yet, or stale ones.
-            update = _run(["apt-get", "update", "-o", "DPkg::Lock::Timeout=600"], env)
-            second = _run(install, env)
+            update = _run(["apt-get", "update", "-o", "DPkg::Lock::Timeout=600"])
+            second = _run(install)
             if second.returncode != 0:
                 raise StackError(
                     f"apt-get install {PACKAGE} failed:\n{first.stdout[-2000:]}\n"
@@ -96,14 +95,15 @@ def _apt_install() -> None:
             POLICY_RC.unlink(missing_ok=True)
 
 
-def _run(cmd: Sequence[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def _run(cmd: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    """One apt-get command, never prompting; its output (stdout and stderr) in ``stdout``."""
     return subprocess.run(
         list(cmd),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env=env,
+        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
         timeout=APT_TIMEOUT,
         check=False,
     )

@@ -12,12 +12,21 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypedDict
 
 from tests.stack.procs import StackError
 
 DEFAULT_TIMEOUT: Final = 60.0
 JsonObject = dict[str, Any]  # Glance and Keystone documents: arbitrary JSON objects
+
+
+class Body(TypedDict, total=False):
+    """`request`'s keywords for what it sends (a JSON document, or `data` with its
+    `content_type`), for callers that pass them on."""
+
+    json_body: object
+    data: bytes | None
+    content_type: str | None
 
 
 @dataclass(frozen=True, slots=True)

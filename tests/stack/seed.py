@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import urlencode
 
 import psycopg
@@ -26,7 +26,7 @@ from psycopg import sql
 
 from tests.stack.info import StackInfo
 from tests.stack.procs import StackError, tail
-from tests.stack.rest import JsonObject, Response, expect, request
+from tests.stack.rest import Body, JsonObject, Response, expect, request
 
 PATCH_TYPE = "application/openstack-images-v2.1-json-patch"
 _TASK_DONE = frozenset({"success", "failure"})
@@ -45,19 +45,10 @@ class GlanceApi:
         path: str,
         *ok: int,
         project: str | None = None,
-        json_body: object = None,
-        data: bytes | None = None,
-        content_type: str | None = None,
+        **body: Unpack[Body],
     ) -> Response:
         token = self.stack.token(user, project)
-        resp = request(
-            method,
-            f"{self.stack.glance_url}{path}",
-            token=token,
-            json_body=json_body,
-            data=data,
-            content_type=content_type,
-        )
+        resp = request(method, f"{self.stack.glance_url}{path}", token=token, **body)
         if ok and resp.status >= 500 and resp.status not in ok:
             # Glance's 500 body says nothing; its log says why (a database or store error).
             raise StackError(f"expected {ok}: {resp.describe()}\n{tail(self.stack.logs['glance'])}")
