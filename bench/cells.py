@@ -186,13 +186,21 @@ def floor_target(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Launch:
+    """How every shim of a run starts: the command (None: ``python -m shim``), its log level."""
+
+    command: list[str] | None = None
+    log_level: str = "warning"
+
+
 def shim_target(
     nginx: Nginx,
     workers: int,
     cpus: str | None,
     page_size: int,
     logs: Path,
-    command: list[str] | None,
+    launch: Launch,
     log_name: str = "shim",
     extra_env: dict[str, str] | None = None,
     *,
@@ -209,6 +217,7 @@ def shim_target(
     key, label = ("shim-tls", "(e) shim, Glance over HTTPS") if tls else ("shim", "(d) shim")
     if named is not None:
         key, label = named
+    command = launch.command
     if command is None and not ((tree or REPO) / "shim" / "__main__.py").exists():
         reason = "shim CLI not written yet (no shim/__main__.py for `python -m shim`)"
         return Target(key, label, "", list, speaks_nova=True, na=reason)
@@ -219,7 +228,7 @@ def shim_target(
         "SHIM_LISTEN": f"127.0.0.1:{port}",
         "SHIM_METRICS_LISTEN": "off",
         "SHIM_WORKERS": str(workers),
-        "SHIM_LOG_LEVEL": "warning",
+        "SHIM_LOG_LEVEL": launch.log_level,
         "SHIM_GLANCE_PAGE_SIZE": str(page_size),
         **(extra_env or {}),
     }

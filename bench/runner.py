@@ -55,6 +55,7 @@ class Options:
     loop: str
     warmup: int
     shim_command: list[str] | None
+    log_level: str
     keep: bool
     two_workers: bool
     links_only: bool = False
@@ -86,6 +87,13 @@ def parse_options(argv: list[str] | None) -> Options:
     )
     parser.add_argument("--shim-cmd", help="command instead of `python -m shim` (SHIM_* env set)")
     parser.add_argument("--no-2w", action="store_true", help="skip the 2-worker phase")
+    parser.add_argument(
+        "--log-level",
+        default="warning",
+        choices=("debug", "info", "warning", "error"),
+        help="SHIM_LOG_LEVEL of the shims (default warning: no access lines; info: one per "
+        "request, as in production)",
+    )
     parser.add_argument(
         "--warmup", type=int, default=0, help="seconds of wrk before a cell's first round"
     )
@@ -159,6 +167,7 @@ class Run:
         self.floor_loop = options.loop
         self.answers: dict[str, NovaAnswer] = {}
         self.revisions: tuple[against.Revision, against.Revision] | None = None
+        self.launch = cells.Launch(options.shim_command, options.log_level)
 
     def record(self, cell: str, outcome: Metrics | str) -> None:
         self.results.add(cell, outcome)
@@ -169,7 +178,7 @@ class Run:
         assert self.nginx is not None
         o = self.o
         cpus = o.server_cpus if workers == 1 else o.server_cpus_2w
-        shim = cells.shim_target(self.nginx, workers, cpus, o.page_size, self.logs, o.shim_command)
+        shim = cells.shim_target(self.nginx, workers, cpus, o.page_size, self.logs, self.launch)
         self.shim_loop = "n/a" if shim.na else event_loop_of(shim.pids())
         self.floor_loop = o.loop
         if o.loop == "match":
@@ -216,7 +225,7 @@ class Run:
         phase = f"w{workers}"
         _say(f" unpaged list, {o.images:,} images, fresh shim with {workers} worker(s)")
         shim = cells.shim_target(
-            self.nginx, workers, cpus, o.page_size, self.logs, o.shim_command, "shim-unpaged"
+            self.nginx, workers, cpus, o.page_size, self.logs, self.launch, "shim-unpaged"
         )
         try:
             for _ in range(o.rounds):
@@ -328,7 +337,7 @@ class Run:
             o.server_cpus,
             o.page_size,
             self.logs,
-            o.shim_command,
+            self.launch,
             "shim-nova",
             extra_env={"SHIM_NOVA_URL": self.nginx.url},
         )
@@ -374,11 +383,9 @@ class Run:
         assert self.nginx is not None
         o = self.o
         _say("TLS: the shim calling Glance (nginx) over HTTP and over HTTPS, 1 worker each")
-        plain = cells.shim_target(
-            self.nginx, 1, o.server_cpus, o.page_size, self.logs, o.shim_command
-        )
+        plain = cells.shim_target(self.nginx, 1, o.server_cpus, o.page_size, self.logs, self.launch)
         secure = cells.shim_target(
-            self.nginx, 1, o.server_cpus, o.page_size, self.logs, o.shim_command, "shim-tls",
+            self.nginx, 1, o.server_cpus, o.page_size, self.logs, self.launch, "shim-tls",
             tls=True,
         )  # fmt: skip
         self.shim_loop = "n/a" if plain.na else event_loop_of(plain.pids())
@@ -406,11 +413,11 @@ class Run:
         _say(f"against: {there.describe()} vs {here.describe()}")
         targets = {
             against.HERE: cells.shim_target(
-                self.nginx, 1, o.server_cpus, o.page_size, self.logs, o.shim_command,
+                self.nginx, 1, o.server_cpus, o.page_size, self.logs, self.launch,
                 tree=here.tree, named=(against.HERE, f"after: {here.name}"),
             ),
             against.THERE: cells.shim_target(
-                self.nginx, 1, o.server_cpus, o.page_size, self.logs, o.shim_command,
+                self.nginx, 1, o.server_cpus, o.page_size, self.logs, self.launch,
                 "shim-against", tree=there.tree, named=(against.THERE, f"before: {there.name}"),
             ),
         }  # fmt: skip
@@ -482,7 +489,8 @@ class Run:
                 f"Closed loop: wrk, {o.connections} connections, {o.duration} s per cell, "
                 f"{o.rounds} interleaved round(s), the order alternating. Each shim: 1 worker on "
                 f"CPUs {o.server_cpus}; wrk CPUs {o.load_cpus}; nginx CPUs {o.upstream_cpus}. "
-                f"Event loop: {self.shim_loop}. CPU is the shim process's own, per request.",
+                f"Event loop: {self.shim_loop}; SHIM_LOG_LEVEL={o.log_level}. CPU is the shim "
+                "process's own, per request.",
                 "",
                 against.table(self.results, labels, "w1"),
             ]

@@ -56,13 +56,17 @@ _SECRET_NAMES: Final = frozenset(
 )
 # "<name>: value" / "<name>=value" / "'<name>': 'value'" where the name ends in token,
 # password or secret (X-Auth-Token, x_subject_token, ?token=, password=) or is a credential
-# header: headers, query strings, dict and multidict reprs.
+# header: headers, query strings, dict and multidict reprs. A name ending in token is
+# matched from the start of its run of word characters only: from anywhere inside the run
+# the answer is the same, and trying each start made a long run quadratic (a rendered log
+# line: most of the cost of writing it).
 _NAMED_VALUE: Final = re.compile(
-    r"(?i)((?:[\w-]*(?:token|password|passwd|secret)|authorization|cookie)['\"]?\s*[:=]\s*['\"]?)"
-    r"(?:bearer\s+|basic\s+)?[^'\"\s,;}&]+"
+    r"(?i)((?:(?<![\w-])[\w-]*(?:token|password|passwd|secret)|authorization|cookie)"
+    r"['\"]?\s*[:=]\s*['\"]?)(?:bearer\s+|basic\s+)?[^'\"\s,;}&]+"
 )
 # Keystone Fernet tokens are url-safe base64 starting "gAAAAA"; JWS tokens are three
 # base64url parts starting "eyJ" (a JSON header).
+_NAME_HINTS: Final = ("token", "passw", "secret", "author", "cookie")
 _FERNET_START: Final = "gAAAAA"
 _JWS_START: Final = "eyJ"
 _TOKEN_SHAPES: Final = re.compile(
@@ -85,17 +89,28 @@ def scrub(text: str) -> str:
     """*text* with credential-looking substrings and the request's own secrets masked.
 
     Each pattern runs only on text holding what any of its matches must hold: a ``:`` or
-    ``=`` for a named value, a token shape's literal start. Most fields have neither, and
-    `_NAMED_VALUE` is quadratic in a long run of word characters (a project id: 32).
+    ``=`` and a credential's name for a named value, a token shape's literal start. Most
+    fields and most log lines have none of them, and a regular expression walks every
+    position of its text (a rendered access line: about 600).
     """
     for secret in _request_secrets.get():
         if secret in text:
             text = text.replace(secret, REDACTED)
-    if ":" in text or "=" in text:
+    if (":" in text or "=" in text) and _could_name_a_credential(text):
         text = _NAMED_VALUE.sub(lambda m: m.group(1) + REDACTED, text)
     if _FERNET_START in text or _JWS_START in text:
         text = _TOKEN_SHAPES.sub(REDACTED, text)
     return text
+
+
+def _could_name_a_credential(text: str) -> bool:
+    """False only if `_NAMED_VALUE` cannot match: none of its names is in *text*.
+
+    Case-folded as the pattern's ``(?i)`` folds, except that it also takes the Turkish
+    dotted and dotless i for ``i``: hence ``author``, not ``authorization``.
+    """
+    folded = text.casefold()
+    return any(hint in folded for hint in _NAME_HINTS)
 
 
 def _is_secret_name(name: object) -> bool:

@@ -19,7 +19,7 @@ from keystoneauth1.identity import v3
 from openstack.connection import Connection
 from yarl import URL
 
-from tests.clients import OPENSTACKSDK_WARNINGS
+from tests.clients import OPENSTACKSDK_WARNINGS, password_login
 from tests.shim_fixtures import MakeShim
 from tests.stack.info import StackInfo
 from tests.stack.rest import request as rest
@@ -62,15 +62,7 @@ async def test_every_request_after_discovery_goes_to_the_shim(
         seen.append(response.url)
 
     def run() -> dict[str, Any]:
-        auth = v3.Password(
-            auth_url=real_stack.keystone_v3,
-            username="alice",
-            password=real_stack.password("alice"),
-            project_name="demo-a",
-            user_domain_name="Default",
-            project_domain_name="Default",
-        )
-        session = ks_session.Session(auth=auth)
+        session = ks_session.Session(auth=v3.Password(**password_login(real_stack)))
         session.session.hooks["response"].append(record)
         conn = Connection(
             session=session,

@@ -14,7 +14,7 @@ from keystoneauth1.identity import v3
 from openstack.connection import Connection
 from yarl import URL
 
-from tests.clients import OPENSTACKSDK_WARNINGS
+from tests.clients import OPENSTACKSDK_WARNINGS, password_login
 from tests.fakes.shim_server import local_settings, served_shim
 from tests.shim_fixtures import TEST_PAGE_SIZE
 from tests.stack.catalogue import Catalogue
@@ -51,12 +51,7 @@ async def test_sdk_reads_and_writes_metadata_over_https(
 
         def run() -> dict[str, Any]:
             auth = v3.Password(
-                auth_url=f"{https_stack.keystone_url}/v3",
-                username="alice",
-                password=real_stack.password("alice"),
-                project_name="demo-a",
-                user_domain_name="Default",
-                project_domain_name="Default",
+                **password_login(real_stack, auth_url=f"{https_stack.keystone_url}/v3")
             )
             conn = Connection(
                 session=ks_session.Session(auth=auth, verify=str(pki.ca_file)),

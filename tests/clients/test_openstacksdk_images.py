@@ -10,7 +10,7 @@ from keystoneauth1 import session as ks_session
 from keystoneauth1.identity import v3
 from openstack.connection import Connection
 
-from tests.clients import OPENSTACKSDK_WARNINGS
+from tests.clients import OPENSTACKSDK_WARNINGS, password_login
 from tests.shim_fixtures import MakeShim
 from tests.stack.catalogue import Catalogue
 from tests.stack.info import StackInfo
@@ -20,16 +20,8 @@ pytestmark = [pytest.mark.integration, *OPENSTACKSDK_WARNINGS]
 
 def connect(stack: StackInfo, user: str, project: str, compute_url: str) -> Connection:
     """A password session against the real Keystone; compute pointed at the shim."""
-    auth = v3.Password(
-        auth_url=stack.keystone_v3,
-        username=user,
-        password=stack.password(user),
-        project_name=project,
-        user_domain_name="Default",
-        project_domain_name="Default",
-    )
     return Connection(
-        session=ks_session.Session(auth=auth),
+        session=ks_session.Session(auth=v3.Password(**password_login(stack, user, project))),
         region_name=stack.region,
         compute_endpoint_override=compute_url,
         compute_api_version="2.1",

@@ -24,7 +24,7 @@ from openstack.connection import Connection
 from pytest_aiohttp import AiohttpClient
 
 from shim.app import create_app
-from tests.clients import OPENSTACKSDK_WARNINGS
+from tests.clients import OPENSTACKSDK_WARNINGS, password_login
 from tests.integration.catalog_entries import endpoints_in_new_region
 from tests.integration.conftest import stack_settings
 from tests.stack.catalogue import Catalogue
@@ -76,16 +76,7 @@ def connect(stack: StackInfo, region: str, api_version: str | None = None) -> Co
     options: dict[str, Any] = {}
     if api_version is not None:
         options["compute_api_version"] = api_version
-    return openstack.connect(
-        auth_url=stack.keystone_v3,
-        username="alice",
-        password=stack.password("alice"),
-        project_name="demo-a",
-        user_domain_name="Default",
-        project_domain_name="Default",
-        region_name=region,
-        **options,
-    )
+    return openstack.connect(**password_login(stack), region_name=region, **options)
 
 
 @pytest.mark.parametrize(

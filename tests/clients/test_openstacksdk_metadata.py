@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from functools import partial
 from typing import Any, Final
 
 import openstack.exceptions
@@ -43,6 +44,18 @@ def sdk(stack: StackInfo, token: str, compute_url: str) -> Iterator[Connection]:
         yield conn
     finally:
         conn.close()
+
+
+AliceSdk = Callable[[], AbstractContextManager[Connection]]
+
+
+@pytest.fixture
+async def alice_sdk(
+    aiohttp_client: AiohttpClient, real_stack: StackInfo, tokens: dict[str, str]
+) -> AliceSdk:
+    """Opens an SDK connection for alice to an in-process shim's ``/v2.1``."""
+    client = await aiohttp_client(create_app(stack_settings(real_stack)))
+    return partial(sdk, real_stack, tokens["alice"], str(client.make_url("/v2.1")))
 
 
 def without_updated_at(record: JsonObject) -> JsonObject:
@@ -137,21 +150,14 @@ async def test_get_set_delete_image_metadata_round_trip(
     assert after["visibility"] == "shared"
 
 
-async def test_sdk_sees_nova_errors(
-    aiohttp_client: AiohttpClient,
-    real_stack: StackInfo,
-    tokens: dict[str, str],
-    scratch_images: ScratchImages,
-) -> None:
+async def test_sdk_sees_nova_errors(alice_sdk: AliceSdk, scratch_images: ScratchImages) -> None:
     """Another project's private image is missing to the SDK; a bad key is a 400."""
-    client = await aiohttp_client(create_app(stack_settings(real_stack)))
-    compute_url = str(client.make_url("/v2.1"))
     image = await asyncio.to_thread(scratch_images, "bob", visibility="private", x="1")
     own = await asyncio.to_thread(scratch_images, "alice", x="1")
 
     def run() -> list[tuple[type[Exception], int | None, str]]:
         errors: list[tuple[type[Exception], int | None, str]] = []
-        with sdk(real_stack, tokens["alice"], compute_url) as conn:
+        with alice_sdk() as conn:
             attempts: list[Callable[[], object]] = [
                 lambda: conn.compute.get_image_metadata(image["id"]),
                 lambda: conn.compute.set_image_metadata(image["id"], y="2"),
@@ -177,18 +183,13 @@ async def test_sdk_sees_nova_errors(
 
 
 async def test_delete_image_through_the_sdk(
-    aiohttp_client: AiohttpClient,
-    real_stack: StackInfo,
-    tokens: dict[str, str],
-    scratch_images: ScratchImages,
+    alice_sdk: AliceSdk, scratch_images: ScratchImages
 ) -> None:
-    client = await aiohttp_client(create_app(stack_settings(real_stack)))
-    compute_url = str(client.make_url("/v2.1"))
     image = await asyncio.to_thread(scratch_images, "alice", name="to-delete")
     protected = await asyncio.to_thread(scratch_images, "alice", name="kept", protected=True)
 
     def run() -> None:
-        with sdk(real_stack, tokens["alice"], compute_url) as conn:
+        with alice_sdk() as conn:
             assert conn.compute.get_image(image["id"]).name == "to-delete"
             conn.compute.delete_image(image["id"], ignore_missing=False)
             with pytest.raises(openstack.exceptions.NotFoundException):

@@ -7,6 +7,8 @@
 * :mod:`tests.fakes.serving`: serve an app as production does (no handler cancellation,
   no request decompression).
 * :mod:`tests.fakes.process`: run an app factory in a child process and read its memory.
+* :mod:`tests.fakes.entry`: the shim's own entry point (``python -m shim``) in a child
+  process, with an environment that holds only the test's settings.
 * :mod:`tests.fakes.net`: addresses that refuse connections, pool inspection.
 """
 

@@ -1,9 +1,12 @@
-"""Network odds and ends for fault tests: a port nobody listens on, pool occupancy."""
+"""Network odds and ends for fault tests: a port nobody listens on, pool occupancy, raw
+connections."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import aiohttp
 from yarl import URL
@@ -25,15 +28,23 @@ def acquired_connections(connector: aiohttp.BaseConnector) -> int:
     return len(connector._acquired)
 
 
-async def raw_exchange(url: URL, request: bytes) -> bytes:
-    """Send *request* bytes as-is and read until the server closes."""
+@asynccontextmanager
+async def connection(url: URL) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    """A plain TCP connection to *url*'s host and port, for bytes no HTTP client would
+    send; closed on the way out."""
     assert url.host is not None
     assert url.port is not None
     reader, writer = await asyncio.open_connection(url.host, url.port)
     try:
-        writer.write(request)
-        await writer.drain()
-        return await asyncio.wait_for(reader.read(), 10)
+        yield reader, writer
     finally:
         writer.close()
         await writer.wait_closed()
+
+
+async def raw_exchange(url: URL, request: bytes) -> bytes:
+    """Send *request* bytes as-is and read until the server closes."""
+    async with connection(url) as (reader, writer):
+        writer.write(request)
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(), 10)

@@ -1,7 +1,8 @@
 """Serve an app the way production does, for tests that pytest-aiohttp cannot express.
 
 pytest-aiohttp's ``aiohttp_server`` forces ``handler_cancellation=True``; the shim runs
-with it off and with ``auto_decompress=False``. :func:`running` serves any app so.
+with it off and with ``auto_decompress=False``. :func:`running` serves any app so, and
+:func:`wire_client` reads its answers as they were sent.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from yarl import URL
 
@@ -35,3 +37,9 @@ async def running(
         yield URL.build(scheme="https" if tls else "http", host=host, port=port)
     finally:
         await runner.cleanup()
+
+
+def wire_client() -> aiohttp.ClientSession:
+    """A client session that leaves answers as they were sent: no decompression, and no
+    cookie jar (no cookie is kept or sent back)."""
+    return aiohttp.ClientSession(auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar())

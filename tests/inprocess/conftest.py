@@ -1,4 +1,5 @@
-"""Shared fixtures of the in-process tests: a fake Glance, and an event loop that must never block.
+"""Shared fixtures of the in-process tests: a fake Glance, a recording upstream, a client
+that reads answers as sent, and an event loop that must never block.
 
 In-process tests run the shim in the test's own event loop, against stand-ins from
 ``tests/fakes`` (real aiohttp apps), never the real stack.
@@ -6,9 +7,10 @@ In-process tests run the shim in the test's own event loop, against stand-ins fr
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Final
 
+import aiohttp
 import pytest
 from blockbuster import BlockBuster, blockbuster_ctx
 from pytest_aiohttp import AiohttpServer
@@ -16,6 +18,7 @@ from yarl import URL
 
 from tests.fakes import RecordingUpstream, Reply
 from tests.fakes.images import IMAGE_ID, glance_image
+from tests.fakes.serving import wire_client
 
 TOKEN = "canaryTOK-glance-fixture-3b9c"
 """The token the fake Glance's ``broken`` answer echoes (no log may repeat it)."""
@@ -44,6 +47,24 @@ async def glance(aiohttp_server: AiohttpServer) -> FakeGlance:
     fake.on("/v2/images/garbage", Reply(headers=[("Content-Type", "application/json")], body=b"{"))
     fake.on("/v2/images/slow", Reply.json(glance_image("slow"), delay=2.0))
     return fake, await fake.start(aiohttp_server)
+
+
+@pytest.fixture
+def fake() -> RecordingUpstream:
+    """A recording upstream, to stand in for Nova or Glance (``upstream_url`` serves it)."""
+    return RecordingUpstream()
+
+
+@pytest.fixture
+async def upstream_url(fake: RecordingUpstream, aiohttp_server: AiohttpServer) -> URL:
+    return await fake.start(aiohttp_server)
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[aiohttp.ClientSession]:
+    """A client that leaves the shim's answers as they were sent (no decompression, no cookies)."""
+    async with wire_client() as session:
+        yield session
 
 
 # Blocking that happens once, at start-up, before a worker serves its first request (the

@@ -4,6 +4,7 @@ upstream (a real aiohttp app) stands in for it."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -21,24 +22,44 @@ from tests.fakes.images import SCHEMA, glance_image, page
 TOKEN = "gAAAAAB-boundary-token-never-logged"
 
 
-async def shim_over(
-    fake: RecordingUpstream,
-    aiohttp_server: AiohttpServer,
-    aiohttp_client: AiohttpClient,
-    **overrides: Any,
-) -> TestClient[Any, Any]:
-    url = await fake.start(aiohttp_server)
-    fake.on("/v2/schemas/image", Reply.json(SCHEMA))
-    values: dict[str, Any] = {"glance_url": url, "metrics_listen": None, "glance_page_size": 2}
-    values.update(overrides)
-    return await aiohttp_client(create_app(Settings(**values)))
+NOT_FOUND = {"itemNotFound": {"code": 404, "message": "Image not found."}}
+BAD_ANSWER = {"computeFault": {"code": 502, "message": "Invalid response from the image service"}}
+
+ShimOver = Callable[..., Awaitable[TestClient[Any, Any]]]
+
+
+@pytest.fixture
+def shim_over(
+    fake: RecordingUpstream, aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient
+) -> ShimOver:
+    """Starts a shim whose Glance is ``fake`` (with the image schema; pages of two images);
+    its keyword arguments change the shim's settings."""
+
+    async def start(**overrides: Any) -> TestClient[Any, Any]:
+        url = await fake.start(aiohttp_server)
+        fake.on("/v2/schemas/image", Reply.json(SCHEMA))
+        values: dict[str, Any] = {"glance_url": url, "metrics_listen": None, "glance_page_size": 2}
+        values.update(overrides)
+        return await aiohttp_client(create_app(Settings(**values)))
+
+    return start
+
+
+async def answer(client: TestClient[Any, Any], path: str) -> tuple[int, Any]:
+    """The status and JSON body of a GET of *path* with a token."""
+    async with client.get(path, headers={"X-Auth-Token": TOKEN}) as response:
+        return response.status, await response.json()
+
+
+def encoded(client: TestClient[Any, Any], path: str) -> URL:
+    """*path* on the shim, sent as written: a client-side URL parser would resolve dots."""
+    return URL(str(client.make_url("")).rstrip("/") + path, encoded=True)
 
 
 async def test_token_request_id_and_accept_reach_glance_and_schema_is_fetched_once(
-    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient
+    fake: RecordingUpstream, shim_over: ShimOver
 ) -> None:
-    fake = RecordingUpstream()
-    client = await shim_over(fake, aiohttp_server, aiohttp_client)
+    client = await shim_over()
     fake.on("/v2/images/abc", Reply.json(glance_image(1)))
     own_id = f"req-{uuid.uuid4()}"
     for headers in ({"X-Openstack-Request-Id": own_id}, {"X-Openstack-Request-Id": "bogus"}):
@@ -58,59 +79,38 @@ async def test_token_request_id_and_accept_reach_glance_and_schema_is_fetched_on
 
 
 @pytest.mark.parametrize(
-    ("path", "glance_path"),
+    ("method", "path", "glance_path"),
     [
-        ("/v2.1/images/%2E%2E", "/v2/images/%2E%2E"),
-        ("/v2.1/images/..%3F", "/v2/images/%2E%2E%3F"),
-        ("/v2.1/images/a%23b", "/v2/images/a%23b"),
-        ("/v2.1/images/x%0D%0AX-Evil:%201", "/v2/images/x%0D%0AX-Evil%3A%201"),
+        # contract.md D14: Glance on PostgreSQL answers 500 to a NUL; no image has one, so
+        # Glance is not asked.
+        ("GET", "/v2.1/images/a%00b", None),
+        ("DELETE", "/v2.1/images/%00", None),
+        ("GET", "/v2.1/images/%00/metadata", None),
+        # Any other id is one path segment for Glance, however it is encoded.
+        ("GET", "/v2.1/images/%2E%2E", "/v2/images/%2E%2E"),
+        ("GET", "/v2.1/images/..%3F", "/v2/images/%2E%2E%3F"),
+        ("GET", "/v2.1/images/a%23b", "/v2/images/a%23b"),
+        ("GET", "/v2.1/images/x%0D%0AX-Evil:%201", "/v2/images/x%0D%0AX-Evil%3A%201"),
     ],
 )
-async def test_hostile_ids_stay_one_glance_path_segment(
-    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient, path: str, glance_path: str
+async def test_hostile_ids_are_not_found_and_stay_one_glance_path_segment(
+    fake: RecordingUpstream, shim_over: ShimOver, method: str, path: str, glance_path: str | None
 ) -> None:
-    fake = RecordingUpstream()
-    client = await shim_over(fake, aiohttp_server, aiohttp_client)
+    client = await shim_over()
     fake.default = Reply.json({"message": "No image found"}, status=404)
-    # Sent as encoded: a client-side URL parser would resolve the dots itself.
-    url = URL(str(client.make_url("")).rstrip("/") + path, encoded=True)
-    async with client.session.get(url, headers={"X-Auth-Token": TOKEN}) as response:
-        assert response.status == 404
-        assert await response.json() == {
-            "itemNotFound": {"code": 404, "message": "Image not found."}
-        }
-    assert fake.requests[-1].raw_path == glance_path
-    assert "X-Evil" not in fake.requests[-1].header_names
-
-
-@pytest.mark.parametrize(
-    ("method", "path"),
-    [
-        ("GET", "/v2.1/images/a%00b"),
-        ("DELETE", "/v2.1/images/%00"),
-        ("GET", "/v2.1/images/%00/metadata"),
-    ],
-)
-async def test_an_id_with_a_nul_is_not_found_without_asking_glance(
-    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient, method: str, path: str
-) -> None:
-    """contract.md D14: Glance on PostgreSQL answers 500 to a NUL; no image has one."""
-    fake = RecordingUpstream()
-    client = await shim_over(fake, aiohttp_server, aiohttp_client)
-    url = URL(str(client.make_url("")).rstrip("/") + path, encoded=True)
+    url = encoded(client, path)
     async with client.session.request(method, url, headers={"X-Auth-Token": TOKEN}) as response:
         assert response.status == 404
-        assert await response.json() == {
-            "itemNotFound": {"code": 404, "message": "Image not found."}
-        }
-    assert not [r for r in fake.requests if r.raw_path.startswith("/v2/images/")]
+        assert await response.json() == NOT_FOUND
+    asked = [r for r in fake.requests if r.raw_path.startswith("/v2/images/")]
+    assert [r.raw_path for r in asked] == ([glance_path] if glance_path else [])
+    assert not any("x-evil" in r.header_names for r in fake.requests)
 
 
 async def test_query_values_are_encoded_for_glance(
-    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient
+    fake: RecordingUpstream, shim_over: ShimOver
 ) -> None:
-    fake = RecordingUpstream()
-    client = await shim_over(fake, aiohttp_server, aiohttp_client)
+    client = await shim_over()
     fake.on("/v2/images", page(0, 0, full=False))
     query = "name=a%26limit%3D1&changes-since=2026-01-01T00:00:00%2B02:00&marker=m%23x"
     async with client.get(f"/v2.1/images?{query}", headers={"X-Auth-Token": TOKEN}) as response:
@@ -122,10 +122,9 @@ async def test_query_values_are_encoded_for_glance(
 
 
 async def test_unpaged_list_streams_pages_and_aborts_if_glance_fails_midway(
-    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient
+    fake: RecordingUpstream, shim_over: ShimOver
 ) -> None:
-    fake = RecordingUpstream()
-    client = await shim_over(fake, aiohttp_server, aiohttp_client, glance_retries=0)
+    client = await shim_over(glance_retries=0)
     fake.on(
         "/v2/images",
         page(0, 2),
@@ -145,10 +144,9 @@ async def test_unpaged_list_streams_pages_and_aborts_if_glance_fails_midway(
 
 
 async def test_a_record_that_cannot_be_rendered_breaks_the_stream_or_is_a_502(
-    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient
+    fake: RecordingUpstream, shim_over: ShimOver
 ) -> None:
-    fake = RecordingUpstream()
-    client = await shim_over(fake, aiohttp_server, aiohttp_client)
+    client = await shim_over()
     broken = page(2, 2)
     document = orjson.loads(broken.body)
     document["images"][1]["created_at"] = "yesterday"  # views.py: BadUpstreamResponse
@@ -161,18 +159,13 @@ async def test_a_record_that_cannot_be_rendered_breaks_the_stream_or_is_a_502(
     # On the only page, nothing is out yet: Nova's fault, as for any bad Glance answer.
     del document["next"]
     fake.on("/v2/images", Reply.json(document))
-    async with client.get("/v2.1/images/detail", headers={"X-Auth-Token": TOKEN}) as response:
-        assert response.status == 502
-        assert await response.json() == {
-            "computeFault": {"code": 502, "message": "Invalid response from the image service"}
-        }
+    assert await answer(client, "/v2.1/images/detail") == (502, BAD_ANSWER)
 
 
 async def test_glance_5xx_is_retried_within_budget_then_503(
-    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient
+    fake: RecordingUpstream, shim_over: ShimOver
 ) -> None:
-    fake = RecordingUpstream()
-    client = await shim_over(fake, aiohttp_server, aiohttp_client, glance_retries=2)
+    client = await shim_over(glance_retries=2)
     fake.on("/v2/images/abc", Reply(status=503))
     async with client.get("/v2.1/images/abc", headers={"X-Auth-Token": TOKEN}) as response:
         assert response.status == 503
@@ -195,23 +188,17 @@ async def test_glance_5xx_is_retried_within_budget_then_503(
     ],
 )
 async def test_malformed_glance_answers_are_502(
-    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient, reply: Reply
+    fake: RecordingUpstream, shim_over: ShimOver, reply: Reply
 ) -> None:
-    fake = RecordingUpstream()
-    client = await shim_over(fake, aiohttp_server, aiohttp_client, glance_max_body=16 * 1024)
+    client = await shim_over(glance_max_body=16 * 1024)
     fake.on("/v2/images", reply)
-    async with client.get("/v2.1/images?limit=2", headers={"X-Auth-Token": TOKEN}) as response:
-        assert response.status == 502
-        assert await response.json() == {
-            "computeFault": {"code": 502, "message": "Invalid response from the image service"}
-        }
+    assert await answer(client, "/v2.1/images?limit=2") == (502, BAD_ANSWER)
 
 
 async def test_glance_401_becomes_keystones_401_with_glances_challenge(
-    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient
+    fake: RecordingUpstream, shim_over: ShimOver
 ) -> None:
-    fake = RecordingUpstream()
-    client = await shim_over(fake, aiohttp_server, aiohttp_client)
+    client = await shim_over()
     fake.on("/v2/images", Reply(status=401, headers=(
         ("WWW-Authenticate", 'Keystone uri="http://keystone.example:5000"'),)))  # fmt: skip
     async with client.get("/v2.1/images", headers={"X-Auth-Token": TOKEN}) as response:

@@ -14,7 +14,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -23,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tests.deploy.kube import REPO
+from tests.fakes.entry import REPO_ROOT, SHIM_COMMAND, shim_env
 
 START_TIMEOUT = 30.0
 
@@ -58,6 +57,14 @@ class Shim:
             time.sleep(0.1)
         raise AssertionError(f"not serving {path}: exit {self.proc.poll()}\n{self.output()}")
 
+    def scrape(self) -> str:
+        """The metrics port's exposition, which must answer 200."""
+        answer = _get(f"http://127.0.0.1:{self.metrics}/metrics")
+        assert answer is not None
+        status, exposition = answer
+        assert status == 200
+        return exposition
+
     def stop(self) -> int:
         self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(timeout=20)
@@ -75,26 +82,18 @@ class Shim:
 @contextmanager
 def shim(env: dict[str, str]) -> Iterator[Shim]:
     api, metrics = _free_port(), _free_port()
-    child_env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("SHIM_") and key != "PROMETHEUS_MULTIPROC_DIR"
+    settings = {
+        "SHIM_GLANCE_URL": "http://127.0.0.1:9",
+        "SHIM_LISTEN": f"127.0.0.1:{api}",
+        "SHIM_METRICS_LISTEN": f"127.0.0.1:{metrics}",
+        "SHIM_LOG_FORMAT": "json",
+        "SHIM_SHUTDOWN_TIMEOUT": "5",
+        **env,
     }
-    child_env.update(
-        {
-            "PYTHONPATH": str(REPO),
-            "SHIM_GLANCE_URL": "http://127.0.0.1:9",
-            "SHIM_LISTEN": f"127.0.0.1:{api}",
-            "SHIM_METRICS_LISTEN": f"127.0.0.1:{metrics}",
-            "SHIM_LOG_FORMAT": "json",
-            "SHIM_SHUTDOWN_TIMEOUT": "5",
-            **env,
-        }
-    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "shim"],
-        cwd=REPO,
-        env=child_env,
+        SHIM_COMMAND,
+        cwd=REPO_ROOT,
+        env=shim_env(settings),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -118,11 +117,8 @@ def test_one_worker_ignores_the_variable(tmp_path: Path) -> None:
     unusable = _unusable_dir(tmp_path)
     with shim({"SHIM_WORKERS": "1", "PROMETHEUS_MULTIPROC_DIR": str(unusable)}) as process:
         process.wait_healthy(process.metrics, "/healthz")
-        answer = _get(f"http://127.0.0.1:{process.metrics}/metrics")
-        assert answer is not None
-        assert answer[0] == 200
         # Single-process metrics: the process collector's series are there.
-        assert "process_resident_memory_bytes" in answer[1]
+        assert "process_resident_memory_bytes" in process.scrape()
         assert process.stop() == 0
 
 
@@ -131,11 +127,9 @@ def test_several_workers_make_and_remove_a_directory_under_tmpdir(tmp_path: Path
     tmpdir.mkdir()
     with shim({"SHIM_WORKERS": "2", "TMPDIR": str(tmpdir)}) as process:
         process.wait_healthy(process.metrics, "/readyz")
-        answer = _get(f"http://127.0.0.1:{process.metrics}/metrics")
-        assert answer is not None
-        assert answer[0] == 200
-        assert "nova_image_shim_requests_in_flight" in answer[1]
-        assert "process_resident_memory_bytes" not in answer[1]  # multiprocess mode
+        exposition = process.scrape()
+        assert "nova_image_shim_requests_in_flight" in exposition
+        assert "process_resident_memory_bytes" not in exposition  # multiprocess mode
         made = list(tmpdir.iterdir())
         assert len(made) == 1
         assert made[0].name.startswith("nova-image-shim-metrics-")

@@ -38,7 +38,7 @@ from shim.passthrough import (
 )
 from shim.settings import Settings
 from tests.fakes import RecordingUpstream, Reply, acquired_connections, refused_url
-from tests.fakes.net import raw_exchange
+from tests.fakes.net import connection, raw_exchange
 from tests.fakes.process import served
 from tests.fakes.serving import running
 
@@ -77,16 +77,6 @@ class RawResponse:
 
 
 @pytest.fixture
-def fake() -> RecordingUpstream:
-    return RecordingUpstream()
-
-
-@pytest.fixture
-async def upstream_url(fake: RecordingUpstream, aiohttp_server: AiohttpServer) -> URL:
-    return await fake.start(aiohttp_server)
-
-
-@pytest.fixture
 async def stack() -> AsyncIterator[AsyncExitStack]:
     async with AsyncExitStack() as exit_stack:
         yield exit_stack
@@ -113,14 +103,6 @@ def start_shim(stack: AsyncExitStack, upstream_url: URL) -> StartShim:
 @pytest.fixture
 async def shim(start_shim: StartShim) -> Shim:
     return await start_shim()
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(
-        auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar()
-    ) as session:
-        yield session
 
 
 def parse_responses(data: bytes, head_only: tuple[bool, ...] = ()) -> list[RawResponse]:
@@ -311,37 +293,52 @@ async def test_hop_by_hop_response_headers_removed(shim: Shim, fake: RecordingUp
     assert response.body == b"abc"
 
 
-async def test_forwarding_headers_from_untrusted_peer_replaced(
-    shim: Shim, fake: RecordingUpstream
+@pytest.mark.parametrize(
+    ("trusted_proxies", "sent", "forwarded"),
+    [
+        pytest.param(
+            frozenset(),
+            {
+                "X-Forwarded-For": "6.6.6.6",
+                "X-Forwarded-Proto": "https",
+                "X-Forwarded-Host": "evil.example",
+                "Forwarded": "for=6.6.6.6;host=evil.example",
+            },
+            {
+                "X-Forwarded-For": ["127.0.0.1"],
+                "X-Forwarded-Proto": ["http"],
+                "X-Forwarded-Host": ["shim.example:8774"],
+                "Forwarded": [],
+            },
+            id="untrusted peer: replaced",
+        ),
+        pytest.param(
+            frozenset({"127.0.0.0/8"}),
+            {
+                "X-Forwarded-For": "203.0.113.5",
+                "X-Forwarded-Proto": "https",
+                "X-Forwarded-Host": "api.example",
+            },
+            {
+                "X-Forwarded-For": ["203.0.113.5, 127.0.0.1"],
+                "X-Forwarded-Proto": ["https"],
+                "X-Forwarded-Host": ["api.example"],
+            },
+            id="trusted peer: extended",
+        ),
+    ],
+)
+async def test_forwarding_headers(
+    start_shim: StartShim,
+    fake: RecordingUpstream,
+    trusted_proxies: frozenset[str],
+    sent: dict[str, str],
+    forwarded: dict[str, list[str]],
 ) -> None:
-    spoof = [
-        ("X-Forwarded-For", "6.6.6.6"),
-        ("X-Forwarded-Proto", "https"),
-        ("X-Forwarded-Host", "evil.example"),
-        ("Forwarded", "for=6.6.6.6;host=evil.example"),
-        ("Connection", "close"),
-    ]
-    await one(shim.url, request_bytes("GET", "/v2.1/servers", spoof))
-    assert fake.last.header_all("X-Forwarded-For") == ["127.0.0.1"]
-    assert fake.last.header_all("X-Forwarded-Proto") == ["http"]
-    assert fake.last.header_all("X-Forwarded-Host") == ["shim.example:8774"]
-    assert fake.last.header("Forwarded") is None
-
-
-async def test_forwarding_headers_from_trusted_peer_extended(
-    start_shim: StartShim, fake: RecordingUpstream
-) -> None:
-    shim = await start_shim(trusted_proxies=frozenset({"127.0.0.0/8"}))
-    chain = [
-        ("X-Forwarded-For", "203.0.113.5"),
-        ("X-Forwarded-Proto", "https"),
-        ("X-Forwarded-Host", "api.example"),
-        ("Connection", "close"),
-    ]
-    await one(shim.url, request_bytes("GET", "/v2.1/servers", chain))
-    assert fake.last.header_all("X-Forwarded-For") == ["203.0.113.5, 127.0.0.1"]
-    assert fake.last.header_all("X-Forwarded-Proto") == ["https"]
-    assert fake.last.header_all("X-Forwarded-Host") == ["api.example"]
+    shim = await start_shim(trusted_proxies=trusted_proxies)
+    headers = [*sent.items(), ("Connection", "close")]
+    await one(shim.url, request_bytes("GET", "/v2.1/servers", headers))
+    assert {name: fake.last.header_all(name) for name in forwarded} == forwarded
 
 
 async def test_non_utf8_header_refused(shim: Shim, fake: RecordingUpstream) -> None:
@@ -494,10 +491,7 @@ async def test_head_204_304_keep_the_connection_usable(shim: Shim, fake: Recordi
 
 
 async def test_expect_100_continue(shim: Shim, fake: RecordingUpstream) -> None:
-    assert shim.url.host is not None
-    assert shim.url.port is not None
-    reader, writer = await asyncio.open_connection(shim.url.host, shim.url.port)
-    try:
+    async with connection(shim.url) as (reader, writer):
         writer.write(
             request_bytes(
                 "PUT",
@@ -509,9 +503,6 @@ async def test_expect_100_continue(shim: Shim, fake: RecordingUpstream) -> None:
         assert interim.startswith(b"HTTP/1.1 100 Continue")
         writer.write(b"hello")
         [response] = parse_responses(await asyncio.wait_for(reader.read(), 5))
-    finally:
-        writer.close()
-        await writer.wait_closed()
     assert response.status == 200
     assert fake.last.body == b"hello"
     assert "expect" not in fake.last.header_names

@@ -18,7 +18,6 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from pytest_aiohttp import AiohttpServer
 from yarl import URL
 
 from shim.app import create_app
@@ -28,16 +27,6 @@ from tests.fakes import RecordingUpstream, Reply
 from tests.fakes.serving import running
 
 StartShim = Callable[..., Awaitable[URL]]
-
-
-@pytest.fixture
-def fake() -> RecordingUpstream:
-    return RecordingUpstream()
-
-
-@pytest.fixture
-async def upstream_url(fake: RecordingUpstream, aiohttp_server: AiohttpServer) -> URL:
-    return await fake.start(aiohttp_server)
 
 
 @pytest.fixture
@@ -54,11 +43,20 @@ async def start_shim(upstream_url: URL) -> AsyncIterator[StartShim]:
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(
-        auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar()
-    ) as session:
-        yield session
+async def shim(start_shim: StartShim) -> URL:
+    """A shim with default settings in front of ``fake``."""
+    return await start_shim()
+
+
+@pytest.fixture
+def nova(upstream_url: URL) -> str:
+    """The base of the links ``fake`` writes, as Nova writes them (no trailing slash)."""
+    return base(upstream_url)
+
+
+def base(url: URL) -> str:
+    """*url* as links start with it: without a trailing slash."""
+    return str(url).rstrip("/")
 
 
 def flavors(base: str, count: int = 2) -> bytes:
@@ -107,7 +105,7 @@ async def test_json_links_moved_to_the_public_base_with_an_exact_length(
     nova_path: str,
     public_url: str | None,
 ) -> None:
-    nova = str(upstream_url.with_path(nova_path)).rstrip("/")
+    nova = base(upstream_url.with_path(nova_path))
     shim = await start_shim(nova_url=URL(nova), public_url=URL(public_url) if public_url else None)
     fake.on(f"{nova_path}/v2.1/flavors", json_reply(flavors(nova)))
     status, headers, body = await get(client, shim / "v2.1/flavors")
@@ -131,9 +129,8 @@ async def test_links_on_the_host_the_shim_forwarded_are_moved(
 
 
 async def test_json_without_nova_links_passes_byte_for_byte(
-    start_shim: StartShim, fake: RecordingUpstream, client: aiohttp.ClientSession
+    shim: URL, fake: RecordingUpstream, client: aiohttp.ClientSession
 ) -> None:
-    shim = await start_shim()
     document = (
         b'{"limits":  {"rate": [], "absolute": {"maxTotalCores": 20}},\n'
         b' "links": [{"href": "http://docs.openstack.org/", "rel": "describedby"}]}'
@@ -148,14 +145,13 @@ async def test_json_without_nova_links_passes_byte_for_byte(
     "content_type", ["text/plain", "application/octet-stream", "application/jsonx", None]
 )
 async def test_non_json_naming_nova_passes_byte_for_byte(
-    start_shim: StartShim,
+    shim: URL,
     fake: RecordingUpstream,
     client: aiohttp.ClientSession,
-    upstream_url: URL,
+    nova: str,
     content_type: str | None,
 ) -> None:
-    shim = await start_shim()
-    body = flavors(str(upstream_url).rstrip("/"))
+    body = flavors(nova)
     headers = [("Content-Type", content_type)] if content_type else []
     fake.on("/v2.1/raw", Reply(headers=headers, body=body))
     status, answer_headers, answer = await get(client, shim / "v2.1/raw")
@@ -164,13 +160,9 @@ async def test_non_json_naming_nova_passes_byte_for_byte(
 
 
 async def test_compressed_json_is_never_decoded(
-    start_shim: StartShim,
-    fake: RecordingUpstream,
-    client: aiohttp.ClientSession,
-    upstream_url: URL,
+    shim: URL, fake: RecordingUpstream, client: aiohttp.ClientSession, nova: str
 ) -> None:
-    shim = await start_shim()
-    document = flavors(str(upstream_url).rstrip("/"))
+    document = flavors(nova)
     fake.on("/v2.1/flavors", json_reply(document, gzip=True))
     async with client.get(shim / "v2.1/flavors", headers={"Accept-Encoding": "gzip"}) as response:
         raw = await response.read()
@@ -179,13 +171,8 @@ async def test_compressed_json_is_never_decoded(
 
 
 async def test_large_json_is_rewritten_as_it_streams_even_split_inside_a_link(
-    start_shim: StartShim,
-    fake: RecordingUpstream,
-    client: aiohttp.ClientSession,
-    upstream_url: URL,
+    shim: URL, fake: RecordingUpstream, client: aiohttp.ClientSession, nova: str
 ) -> None:
-    shim = await start_shim()
-    nova = str(upstream_url).rstrip("/")
     document = flavors(nova, count=6000)
     assert len(document) > BUFFERED_BODY_MAX
     # Pieces of prime length: splits fall inside keys, hosts and paths of links.
@@ -202,7 +189,7 @@ async def test_large_json_is_rewritten_as_it_streams_even_split_inside_a_link(
     )
     status, headers, body = await get(client, shim / "v2.1/flavors/detail")
     assert status == 200
-    assert body == flavors(str(shim).rstrip("/"), count=6000)
+    assert body == flavors(base(shim), count=6000)
     assert "content-length" not in headers
     assert headers["transfer-encoding"] == "chunked"
 
@@ -237,18 +224,13 @@ async def test_json_of_unknown_length_keeps_streaming(
                     seen += await response.content.readany()
             release.set()
             body = seen + await response.read()
-    assert f'"href": "{str(shim).rstrip("/")}/v2.1/servers/1"'.encode() in body
+    assert f'"href": "{base(shim)}/v2.1/servers/1"'.encode() in body
     assert json.loads(body)["servers"][1] == {"id": "y"}
 
 
 async def test_location_kept_on_the_shim_whatever_the_body(
-    start_shim: StartShim,
-    fake: RecordingUpstream,
-    client: aiohttp.ClientSession,
-    upstream_url: URL,
+    shim: URL, fake: RecordingUpstream, client: aiohttp.ClientSession, nova: str
 ) -> None:
-    shim = await start_shim()
-    nova = str(upstream_url).rstrip("/")
     fake.on(
         "/v2.1/servers",
         Reply(
@@ -259,14 +241,13 @@ async def test_location_kept_on_the_shim_whatever_the_body(
     )
     async with client.post(shim / "v2.1/servers", data=b"{}", allow_redirects=False) as response:
         assert response.status == 202
-        assert response.headers["Location"] == f"{str(shim).rstrip('/')}/v2.1/servers/9"
+        assert response.headers["Location"] == f"{base(shim)}/v2.1/servers/9"
         assert await response.read() == b"accepted"
 
 
 async def test_head_keeps_novas_length(
-    start_shim: StartShim, fake: RecordingUpstream, client: aiohttp.ClientSession
+    shim: URL, fake: RecordingUpstream, client: aiohttp.ClientSession
 ) -> None:
-    shim = await start_shim()
     fake.on(
         "/v2.1/flavors",
         Reply(headers=[("Content-Type", "application/json"), ("Content-Length", "1234")]),
@@ -277,9 +258,8 @@ async def test_head_keeps_novas_length(
 
 
 async def test_answer_cut_short_while_held_whole_is_a_502(
-    start_shim: StartShim, fake: RecordingUpstream, client: aiohttp.ClientSession
+    shim: URL, fake: RecordingUpstream, client: aiohttp.ClientSession
 ) -> None:
-    shim = await start_shim()
     fake.on(
         "/v2.1/flavors",
         Reply(

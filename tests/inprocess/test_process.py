@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import socket
-import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -27,9 +26,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from yarl import URL
 
 from tests.fakes import RecordingUpstream
+from tests.fakes.entry import spawn_shim
 from tests.fakes.logs import assert_free_of
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "tok-process-test-3b9f1e2d7c-secret"
 START_TIMEOUT = 15.0
 Event = dict[str, Any]
@@ -91,24 +90,15 @@ class ShimProcess:
 @asynccontextmanager
 async def shim_process(env: Mapping[str, str]) -> AsyncIterator[ShimProcess]:
     api, metrics = free_port(), free_port()
-    child_env = {k: v for k, v in os.environ.items() if not k.startswith("SHIM_")}
-    child_env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    child_env.update(
-        {
-            "PYTHONPATH": str(REPO_ROOT),
-            "SHIM_LISTEN": f"127.0.0.1:{api}",
-            "SHIM_METRICS_LISTEN": f"127.0.0.1:{metrics}",
-            "SHIM_LOG_FORMAT": "json",
-            "SHIM_SHUTDOWN_TIMEOUT": "10",
-            **env,
-        }
-    )
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "shim",
-        cwd=REPO_ROOT,
-        env=child_env,
+    settings = {
+        "SHIM_LISTEN": f"127.0.0.1:{api}",
+        "SHIM_METRICS_LISTEN": f"127.0.0.1:{metrics}",
+        "SHIM_LOG_FORMAT": "json",
+        "SHIM_SHUTDOWN_TIMEOUT": "10",
+        **env,
+    }
+    proc = await spawn_shim(
+        settings,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         start_new_session=True,  # so cleanup can kill master and workers together
@@ -368,19 +358,8 @@ async def test_a_second_shim_on_the_same_address_fails_instead_of_sharing_it(
 
 
 async def test_bad_settings_exit_2_naming_the_setting() -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "shim",
-        cwd=REPO_ROOT,
-        env={
-            "PATH": os.environ.get("PATH", ""),
-            "PYTHONPATH": str(REPO_ROOT),
-            "SHIM_GLANCE_URL": "http://glance:9292",
-            "SHIM_SUNSET": "whenever",
-        },
-        stderr=asyncio.subprocess.PIPE,
-    )
+    settings = {"SHIM_GLANCE_URL": "http://glance:9292", "SHIM_SUNSET": "whenever"}
+    proc = await spawn_shim(settings, stderr=asyncio.subprocess.PIPE)
     _, stderr = await asyncio.wait_for(proc.communicate(), 15)
     assert proc.returncode == 2
     assert b"SHIM_SUNSET" in stderr

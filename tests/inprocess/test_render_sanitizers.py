@@ -14,6 +14,7 @@ import subprocess
 import sys
 import sysconfig
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 PROPERTIES = "tests/unit/test_render_properties.py"
@@ -67,26 +68,23 @@ def test_properties_hold_under_asan_and_ubsan(tmp_path: Path) -> None:
         "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=1",
         "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
     }
-    probe = subprocess.run(
-        [sys.executable, "-c", "import shim.legacy._render as r; print(r.__file__)"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+
+    def python(*args: str, **options: Any) -> subprocess.CompletedProcess[str]:
+        """Python in the copy, under the sanitizers."""
+        return subprocess.run(
+            [sys.executable, *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            **options,
+        )
+
+    probe = python("-c", "import shim.legacy._render as r; print(r.__file__)", check=True)
     assert probe.stdout.strip().startswith(str(tmp_path)), probe.stdout
-    run = subprocess.run(
-        # -s: a sanitizer report goes to stderr just before the abort, which pytest's own
-        # capture would lose.
-        [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", PROPERTIES],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    # -s: a sanitizer report goes to stderr just before the abort, which pytest's own
+    # capture would lose.
+    run = python("-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", PROPERTIES, timeout=600)
     found = [run.stderr.find(mark) for mark in ("AddressSanitizer", "runtime error")]
     start = min((at for at in found if at >= 0), default=max(0, len(run.stderr) - 4000))
     report = run.stdout[-2000:] + run.stderr[start : start + 4000]

@@ -42,6 +42,7 @@ from typing import Any, Final
 
 import aiohttp
 
+from tests.fakes.entry import spawn_shim, until_ready
 from tests.stack.configs import GlanceDirs
 from tests.stack.info import StackInfo
 from tests.stack.layout import HOST, StackPaths
@@ -49,7 +50,6 @@ from tests.stack.procs import free_port, spawn, stop_group, wait_ready
 from tests.stack.realstack import _gunicorn, _server_env, ensure_up
 from tests.stack.seed import GlanceApi, bulk_insert, purge
 
-REPO: Final = Path(__file__).resolve().parents[2]
 REQUEST_TIMEOUT: Final = 30.0
 MAX_RSS_DRIFT: Final = 0.05
 SCRATCH: Final = 24
@@ -262,8 +262,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             scratch.append(image["id"])
         bulk = await asyncio.to_thread(bulk_insert, info, BULK, info.demo_a, name_prefix="soak")
         port, metrics_port = free_port(HOST), free_port(HOST)
-        env = {
-            **os.environ,
+        settings = {
             "SHIM_GLANCE_URL": info.glance_url,
             "SHIM_LISTEN": f"{HOST}:{port}",
             "SHIM_METRICS_LISTEN": f"{HOST}:{metrics_port}",
@@ -272,19 +271,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "SHIM_LOG_FORMAT": "json",
         }
         with log_path.open("wb") as out:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "shim", cwd=REPO, env=env, stdout=out, stderr=out
-            )
+            proc = await spawn_shim(settings, stdout=out, stderr=out)
         metrics_url = f"http://{HOST}:{metrics_port}"
-        async with aiohttp.ClientSession() as probe:
-            for _ in range(300):
-                try:
-                    async with probe.get(f"{metrics_url}/readyz") as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientConnectionError:
-                    pass
-                await asyncio.sleep(0.1)
+        await until_ready(metrics_url)
         rss_launch = rss_bytes(proc.pid)
         soak = Soak(f"http://{HOST}:{port}", token, info.demo_a, bulk[:200] + scratch, scratch)
         total = args.minutes * 60

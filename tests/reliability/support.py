@@ -8,6 +8,8 @@
   loggers, asyncio), with ``unexpected_error`` and tracebacks counted.
 * `settle`: wait until no connection is checked out of the shim's pool and no task running
   shim code is left, and until the task count is back to a baseline.
+* `IMAGE`: the image the fake Glance of the ``shim_over_fakes`` fixture (conftest.py) knows;
+  `ShimOverFakes`: that fixture's type.
 """
 
 from __future__ import annotations
@@ -16,19 +18,28 @@ import asyncio
 import contextlib
 import logging
 import traceback
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 import aiohttp
 import structlog
+from aiohttp.test_utils import TestClient
 from structlog.typing import EventDict
 
-from tests.fakes import acquired_connections
+from tests.fakes import RecordingUpstream, acquired_connections
+from tests.fakes.images import glance_image
 
 CANARY: Final = "canaryTOK-9e1f3a7c5b2d4e6f8a0b"
 """Prefix of every token used here: long, unique, and unlike any real token shape."""
+
+IMAGE: Final = glance_image(7)
+IMAGE_ID: Final = str(IMAGE["id"])
+
+Client = TestClient[Any, Any]
+ShimOverFakes = Callable[..., Awaitable[tuple[Client, RecordingUpstream, RecordingUpstream]]]
+"""Starts a shim in front of a fake Glance and a fake Nova: the ``shim_over_fakes`` fixture."""
 
 SHIM_ROOT: Final = str(Path(__file__).resolve().parents[2] / "shim")
 FAKES_ROOT: Final = str(Path(__file__).resolve().parents[1] / "fakes")

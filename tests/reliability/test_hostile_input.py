@@ -16,24 +16,19 @@ from urllib.parse import parse_qsl, unquote
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestClient
-from pytest_aiohttp import AiohttpClient, AiohttpServer
+from pytest_aiohttp import AiohttpClient
 from yarl import URL
 
-from shim.app import create_app
 from shim.legacy.metadata_schema import NUL_MESSAGE
 from shim.server import start
 from shim.settings import Address, Settings
-from tests.fakes import RecordedRequest, RecordingUpstream, Reply
-from tests.fakes.images import SCHEMA, glance_image, page
-from tests.reliability.support import capture, token
+from tests.fakes import RecordedRequest, Reply
+from tests.fakes.images import page
+from tests.reliability.support import IMAGE, IMAGE_ID, Client, ShimOverFakes, capture, token
 from tests.shim_fixtures import MakeShim
 from tests.stack.fixtures import ScratchImages
 from tests.stack.info import StackInfo
 
-Client = TestClient[Any, Any]
-IMAGE: Final = glance_image(7)
-IMAGE_ID: Final = str(IMAGE["id"])
 TOKEN: Final = token("hostile")
 AUTH: Final = {"X-Auth-Token": TOKEN}
 NOT_FOUND: Final = {"itemNotFound": {"code": 404, "message": "The resource could not be found."}}
@@ -41,30 +36,6 @@ NOT_FOUND: Final = {"itemNotFound": {"code": 404, "message": "The resource could
 # segment (no "/", no dot segment: dots are sent as %2E).
 GLANCE_PATH: Final = re.compile(r"^/v2/(images|schemas/image|images/[^/.]+)$")
 DOT_SEGMENT: Final = re.compile(r"(^|/)\.{1,2}(/|$)")
-
-
-async def shim_over_fakes(
-    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient, **overrides: Any
-) -> tuple[Client, RecordingUpstream, RecordingUpstream]:
-    glance, nova = RecordingUpstream(), RecordingUpstream()
-    glance_url = await glance.start(aiohttp_server)
-    nova_url = await nova.start(aiohttp_server)
-    glance.on("/v2/schemas/image", Reply.json(SCHEMA))
-    glance.default = Reply.json({"message": "not found"}, status=404)
-    glance.on("/v2/images", page(0, 2, full=False))
-    glance.on(f"/v2/images/{IMAGE_ID}", Reply.json(IMAGE))
-    nova.default = Reply.json({"servers": []})
-    values: dict[str, Any] = {
-        "glance_url": glance_url,
-        "nova_url": nova_url,
-        "metrics_listen": None,
-        "glance_page_size": 2,
-        "glance_retries": 0,
-        "workers": 1,
-    }
-    values.update(overrides)
-    client = await aiohttp_client(create_app(Settings(**values)))
-    return client, glance, nova
 
 
 def raw(client: Client, path: str) -> URL:
@@ -75,7 +46,7 @@ def raw(client: Client, path: str) -> URL:
 def assert_glance_paths_confined(requests: list[RecordedRequest]) -> None:
     for recorded in requests:
         assert GLANCE_PATH.match(recorded.raw_path), recorded.raw_path
-        assert "X-Evil" not in recorded.header_names
+        assert "x-evil" not in recorded.header_names
         assert recorded.header("X-Auth-Token") == TOKEN
 
 
@@ -104,9 +75,9 @@ TRAVERSALS: Final = [
 
 @pytest.mark.parametrize("path", TRAVERSALS)
 async def test_traversal_and_separators_in_ids_stay_inside_one_glance_segment(
-    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient, path: str
+    shim_over_fakes: ShimOverFakes, path: str
 ) -> None:
-    client, glance, _ = await shim_over_fakes(aiohttp_server, aiohttp_client)
+    client, glance, _ = await shim_over_fakes()
     with capture() as logs:
         for method in ("GET", "DELETE"):
             async with client.session.request(method, raw(client, path), headers=AUTH) as r:
@@ -128,26 +99,24 @@ async def test_traversal_and_separators_in_ids_stay_inside_one_glance_segment(
     ],
 )
 async def test_passthrough_refuses_dot_segments_before_nova(
-    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient, path: str
+    shim_over_fakes: ShimOverFakes, path: str
 ) -> None:
-    client, _, nova = await shim_over_fakes(aiohttp_server, aiohttp_client)
+    client, _, nova = await shim_over_fakes()
     async with client.session.get(raw(client, path), headers=AUTH) as response:
         assert response.status == 404
         assert await response.json() == NOT_FOUND
     assert nova.requests == []
 
 
-async def test_passthrough_keeps_encoded_separators_as_sent(
-    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient
-) -> None:
-    client, _, nova = await shim_over_fakes(aiohttp_server, aiohttp_client)
+async def test_passthrough_keeps_encoded_separators_as_sent(shim_over_fakes: ShimOverFakes) -> None:
+    client, _, nova = await shim_over_fakes()
     path = "/v2.1/servers/a%2Fb%0D%0AX-Evil:%201?name=x%26limit%3D1&all_tenants=%0D%0A"
     async with client.session.get(raw(client, path), headers=AUTH) as response:
         assert response.status == 200
     sent = nova.last
     assert sent.raw_path == "/v2.1/servers/a%2Fb%0D%0AX-Evil:%201"
     assert sent.query_string == "name=x%26limit%3D1&all_tenants=%0D%0A"
-    assert "X-Evil" not in sent.header_names
+    assert "x-evil" not in sent.header_names
 
 
 @pytest.mark.parametrize(
@@ -162,9 +131,9 @@ async def test_passthrough_keeps_encoded_separators_as_sent(
     ],
 )
 async def test_markers_and_filters_stay_single_query_values(
-    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient, marker: str
+    shim_over_fakes: ShimOverFakes, marker: str
 ) -> None:
-    client, glance, _ = await shim_over_fakes(aiohttp_server, aiohttp_client)
+    client, glance, _ = await shim_over_fakes()
     path = f"/v2.1/images/detail?limit=2&marker={marker}&name={marker}"
     async with client.session.get(raw(client, path), headers=AUTH) as response:
         assert response.status == 200
@@ -179,10 +148,10 @@ async def test_markers_and_filters_stay_single_query_values(
 
 
 async def test_a_nul_in_a_marker_or_filter_is_refused_before_glance(
-    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient
+    shim_over_fakes: ShimOverFakes,
 ) -> None:
     """contract.md D14: Glance on PostgreSQL answers 500 to a NUL; it is bad input."""
-    client, glance, _ = await shim_over_fakes(aiohttp_server, aiohttp_client)
+    client, glance, _ = await shim_over_fakes()
     for query in ("limit=2&marker=m%00n", "name=m%00n"):
         async with client.session.get(
             raw(client, f"/v2.1/images/detail?{query}"), headers=AUTH
@@ -206,13 +175,12 @@ async def test_a_nul_in_a_marker_or_filter_is_refused_before_glance(
     ],
 )
 async def test_hostile_metadata_keys_never_reach_glance_as_anything_else(
-    aiohttp_server: AiohttpServer,
-    aiohttp_client: AiohttpClient,
+    shim_over_fakes: ShimOverFakes,
     method: str,
     suffix: str,
     body: Any,
 ) -> None:
-    client, glance, _ = await shim_over_fakes(aiohttp_server, aiohttp_client)
+    client, glance, _ = await shim_over_fakes()
     glance.on(f"/v2/images/{IMAGE_ID}", Reply.json({**IMAGE, "k": "v"}), method="GET")
     glance.on(f"/v2/images/{IMAGE_ID}", Reply.json({**IMAGE, "k": "v"}), method="PATCH")
     url = raw(client, f"/v2.1/images/{IMAGE_ID}/metadata{suffix}")
@@ -228,10 +196,10 @@ async def test_hostile_metadata_keys_never_reach_glance_as_anything_else(
 
 
 async def test_oversized_url_headers_and_bodies_get_nova_faults(
-    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient
+    shim_over_fakes: ShimOverFakes,
 ) -> None:
     client, glance, nova = await shim_over_fakes(
-        aiohttp_server, aiohttp_client, max_url=2048, max_header_bytes=4096, max_body=64 * 1024
+        max_url=2048, max_header_bytes=4096, max_body=64 * 1024
     )
     cases: list[tuple[str, str, dict[str, str], bytes | None, int, str]] = [
         ("GET", "/v2.1/images/detail?name=" + "x" * 3000, {}, None, 414, "computeFault"),
@@ -345,14 +313,12 @@ def all_hrefs(document: Any, *, own: bool = False) -> list[str]:
 
 
 async def test_spoofed_host_and_forwarded_headers_cannot_change_links(
-    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient
+    shim_over_fakes: ShimOverFakes,
 ) -> None:
     paged = "/v2.1/images/detail?limit=2"
     server_image = {**IMAGE, "instance_uuid": "0b6ed8c8-6e5b-4e7b-8d5e-d9c7e2f6e0a1"}
     # 1. SHIM_PUBLIC_URL set: nothing the client sends changes self/bookmark/next links.
-    client, glance, _ = await shim_over_fakes(
-        aiohttp_server, aiohttp_client, public_url=URL("https://compute.example.com/")
-    )
+    client, glance, _ = await shim_over_fakes(public_url=URL("https://compute.example.com/"))
     glance.on("/v2/images", page(0, 2))
     glance.on(f"/v2/images/{IMAGE_ID}", Reply.json(server_image))
     for path in (paged, f"/v2.1/images/{IMAGE_ID}"):
@@ -364,7 +330,7 @@ async def test_spoofed_host_and_forwarded_headers_cannot_change_links(
         assert not any("evil" in h or "gopher" in h for h in hrefs), hrefs
 
     # 2. No public URL, untrusted peer: forwarded fields are ignored (not rejected).
-    client, glance, _ = await shim_over_fakes(aiohttp_server, aiohttp_client)
+    client, glance, _ = await shim_over_fakes()
     glance.on("/v2/images", page(0, 2))
     spoof = {k: v for k, v in SPOOF.items() if k != "Host"}
     async with client.get(paged, headers={**AUTH, **spoof}) as response:
@@ -375,9 +341,7 @@ async def test_spoofed_host_and_forwarded_headers_cannot_change_links(
     assert any(h.startswith(f"{own_base}/v2.1/") for h in hrefs)
 
     # 3. A trusted peer's forwarded fields count, but a malformed scheme never does.
-    client, glance, _ = await shim_over_fakes(
-        aiohttp_server, aiohttp_client, trusted_proxies=frozenset({"127.0.0.1"})
-    )
+    client, glance, _ = await shim_over_fakes(trusted_proxies=frozenset({"127.0.0.1"}))
     glance.on("/v2/images", page(0, 2))
     async with client.get(
         paged, headers={**AUTH, "X-Forwarded-Host": "shim.example", "X-Forwarded-Proto": "gopher"}

@@ -14,9 +14,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-import os
 import signal
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
@@ -34,12 +32,11 @@ from shim.app import create_app
 from shim.observability import configure_logging
 from shim.settings import Settings
 from tests.fakes import RecordingUpstream, Reply, refused_url
-from tests.fakes.images import SCHEMA, glance_image, page
-from tests.reliability.support import CANARY, capture, token
+from tests.fakes.entry import spawn_shim, until_ready
+from tests.fakes.images import SCHEMA, page
+from tests.reliability.support import CANARY, IMAGE, ShimOverFakes, capture, token
 from tests.stack.procs import free_port
 
-REPO: Final = Path(__file__).resolve().parents[2]
-IMAGE: Final = glance_image(3)
 IMAGE_PATH: Final = f"/v2/images/{IMAGE['id']}"
 GARBAGE_ANSWERS: Final = [
     Reply(status=401, headers=(("WWW-Authenticate", 'Keystone uri="http://ks"'),)),
@@ -109,18 +106,11 @@ def assert_clean(texts: list[str], where: str) -> None:
 
 
 async def test_tokens_stay_out_of_logs_answers_upstream_urls_and_metrics(
-    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient, rendered_logs: io.StringIO
+    shim_over_fakes: ShimOverFakes, rendered_logs: io.StringIO
 ) -> None:
-    glance, nova = RecordingUpstream(), RecordingUpstream()
-    glance_url = await glance.start(aiohttp_server)
-    nova_url = await nova.start(aiohttp_server)
-    glance.on("/v2/schemas/image", Reply.json(SCHEMA))
+    client, glance, nova = await shim_over_fakes(glance_retries=1, glance_timeout=2.0)
     nova.on("/v2.1/servers/detail", Reply(status=401))
     nova.on("/v2.1/os-keypairs", Reply(abort_before_response=True))
-    client = await aiohttp_client(
-        create_app(Settings(glance_url=glance_url, nova_url=nova_url, metrics_listen=None,
-                            glance_page_size=2, glance_retries=1, glance_timeout=2.0))
-    )  # fmt: skip
     with capture() as logs:
         answers = await drive(client, glance, 1)
     assert_clean(answers, "answers to the client")
@@ -225,8 +215,7 @@ async def test_a_real_shim_process_keeps_tokens_out_of_its_output_and_metrics(
     glance_url = await glance.start(aiohttp_server)
     glance.on("/v2/schemas/image", Reply.json(SCHEMA))
     api, metrics_port = free_port("127.0.0.1"), free_port("127.0.0.1")
-    env = {
-        **os.environ,
+    settings = {
         "SHIM_GLANCE_URL": str(glance_url),
         "SHIM_NOVA_URL": str(refused_url()),
         "SHIM_LISTEN": f"127.0.0.1:{api}",
@@ -239,21 +228,11 @@ async def test_a_real_shim_process_keeps_tokens_out_of_its_output_and_metrics(
     (tmp_path / "prom").mkdir()
     out, err = tmp_path / "stdout", tmp_path / "stderr"
     with out.open("wb") as stdout, err.open("wb") as stderr:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "shim", cwd=REPO, env=env, stdout=stdout, stderr=stderr
-        )
+        proc = await spawn_shim(settings, stdout=stdout, stderr=stderr)
     try:
+        await until_ready(f"http://127.0.0.1:{metrics_port}")
         async with aiohttp.ClientSession() as session:
             base = f"http://127.0.0.1:{api}"
-            async with asyncio.timeout(30):
-                while True:
-                    try:
-                        async with session.get(f"http://127.0.0.1:{metrics_port}/readyz") as r:
-                            if r.status == 200:
-                                break
-                    except aiohttp.ClientConnectionError:
-                        pass
-                    await asyncio.sleep(0.1)
             seen: list[str] = []
             for i, reply in enumerate(GARBAGE_ANSWERS):
                 glance.on("/v2/images", reply)
