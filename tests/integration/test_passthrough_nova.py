@@ -20,6 +20,7 @@ import pytest
 from yarl import URL
 
 from shim.app import create_app
+from tests.fakes.net import connection
 from tests.fakes.serving import running
 from tests.shim_fixtures import stack_settings
 from tests.stack.info import StackInfo
@@ -54,10 +55,7 @@ async def raw(
 ) -> list[tuple[int, dict[str, list[str]], bytes]]:
     """Send raw request bytes (pipelined); parse every answer (Content-Length framed; the
     answers at the indexes `heads` (HEAD requests) and 204s have no body)."""
-    assert url.host is not None
-    assert url.port is not None
-    reader, writer = await asyncio.open_connection(url.host, url.port)
-    try:
+    async with connection(url) as (reader, writer):
         writer.write(data)
         await writer.drain()
         answers: list[tuple[int, dict[str, list[str]], bytes]] = []
@@ -75,9 +73,6 @@ async def raw(
             answers.append((status, headers, body))
             if headers.get("connection") == ["close"] or len(answers) == data.count(b" HTTP/1.1"):
                 return answers
-    finally:
-        writer.close()
-        await writer.wait_closed()
 
 
 def request_bytes(method: str, target: str, token: str, *extra: str, body: bytes = b"") -> bytes:
