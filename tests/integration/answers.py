@@ -110,6 +110,16 @@ def expect_fault(
     check_headers(answer, FAULT_TYPE, version)
 
 
+def hrefs(document: object) -> list[str]:
+    """Every ``href`` in a JSON document, depth first."""
+    if isinstance(document, dict):
+        found = [document["href"]] if isinstance(document.get("href"), str) else []
+        return found + [h for value in document.values() for h in hrefs(value)]
+    if isinstance(document, list):
+        return [h for value in document for h in hrefs(value)]
+    return []
+
+
 def version_for(prefix: str) -> str | None:
     """The version a request under *prefix* answers with when it sends no header."""
     return None if prefix.startswith("/v2/") or prefix == "/v2" else "2.1"

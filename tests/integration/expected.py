@@ -11,14 +11,21 @@ import contextlib
 import json
 from typing import Any, Final
 
-# nova.md §4.2
+from tests.stack.catalogue import VOLUME_SNAPSHOT_ID
+
+# nova.md §4.2, row by row: the Glance statuses, Nova's status, progress; any other is
+# ("UNKNOWN", 0).
+STATUS_TABLE: Final = (
+    (("active",), "ACTIVE", 100),
+    (("queued",), "SAVING", 25),
+    (("saving",), "SAVING", 50),
+    (("deleted", "pending_delete"), "DELETED", 0),
+    (("killed",), "ERROR", 0),
+)
 STATUS: Final = {
-    "active": ("ACTIVE", 100),
-    "queued": ("SAVING", 25),
-    "saving": ("SAVING", 50),
-    "deleted": ("DELETED", 0),
-    "pending_delete": ("DELETED", 0),
-    "killed": ("ERROR", 0),
+    glance: (nova, progress)
+    for glance_statuses, nova, progress in STATUS_TABLE
+    for glance in glance_statuses
 }
 # nova.md §5: Glance 33's base properties, none of which reach `metadata`.
 HIDDEN: Final = frozenset(
@@ -30,6 +37,20 @@ HIDDEN: Final = frozenset(
     }
 )  # fmt: skip
 TRUE_WORDS: Final = frozenset({"1", "t", "true", "on", "y", "yes"})
+# The block device mapping of the catalogue's volume-backed snapshot (tests/stack/catalogue.py),
+# decoded as Nova shows it in `metadata` (nova.md §5).
+SNAPSHOT_BDM: Final = [
+    {
+        "boot_index": 0,
+        "source_type": "snapshot",
+        "destination_type": "volume",
+        "device_name": "/dev/vda",
+        "volume_size": 1,
+        "delete_on_termination": True,
+        "snapshot_id": VOLUME_SNAPSHOT_ID,
+        "tag": None,
+    }
+]
 
 
 def metadata(image: dict[str, Any]) -> dict[str, Any]:

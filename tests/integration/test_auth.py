@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from dataclasses import replace
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Final
 
 import pytest
 import structlog
@@ -365,13 +365,50 @@ def token_body(project: str = "p" * 32, expires_in: float = 3600.0) -> dict[str,
 EMPTY_LIST = Reply.json({"images": [], "schema": "/v2/schemas/images", "first": "/v2/images"})
 
 
-async def fake_pair(aiohttp_server: AiohttpServer) -> tuple[RecordingUpstream, URL, URL]:
+@dataclass(frozen=True, slots=True)
+class FakeIdentity:
+    """A recording Keystone and an empty Glance, and shims over them in keystone mode."""
+
+    keystone: RecordingUpstream
+    keystone_url: URL
+    glance_url: URL
+    make_shim: MakeShim
+
+    async def shim(self, **settings: Any) -> Client:
+        """``make_shim`` with ``auth="keystone"`` and both fakes' URLs unless *settings* say."""
+        defaults = {
+            "auth": "keystone",
+            "keystone_url": self.keystone_url,
+            "glance_url": self.glance_url,
+        }
+        return await self.make_shim(**{**defaults, **settings})
+
+
+@pytest.fixture
+async def fake(make_shim: MakeShim, aiohttp_server: AiohttpServer) -> FakeIdentity:
     keystone, glance = RecordingUpstream(), RecordingUpstream(default=EMPTY_LIST)
-    return keystone, await keystone.start(aiohttp_server), await glance.start(aiohttp_server)
+    keystone_url = await keystone.start(aiohttp_server)
+    return FakeIdentity(keystone, keystone_url, await glance.start(aiohttp_server), make_shim)
+
+
+SERVICE_USER: Final = {
+    "service_username": "shim",
+    "service_password": "secret-pw",
+    "service_project": "service",
+}
 
 
 def validations(keystone: RecordingUpstream) -> list[Any]:
     return [r for r in keystone.requests if r.method == "GET"]
+
+
+async def assert_identity_unavailable(client: Client, token: str) -> None:
+    """A listing with *token* is the 503 of an identity service that did not answer, and
+    nothing is cached for the token."""
+    status, headers, body = await fetch(client, "/v2.1/images", token)
+    assert (status, body) == (503, fault("serviceUnavailable", 503, IDENTITY_UNAVAILABLE))
+    assert headers["Retry-After"] == "5"
+    assert len(client.app[KEYSTONE].cache) == 0
 
 
 @pytest.mark.parametrize(
@@ -389,67 +426,35 @@ def validations(keystone: RecordingUpstream) -> list[Any]:
         replace(Reply.json(token_body()), delay=2.0),  # longer than the shim waits for Keystone
     ],
 )
-async def test_keystone_failures_are_503(
-    make_shim: MakeShim, aiohttp_server: AiohttpServer, reply: Reply
-) -> None:
-    keystone, keystone_url, glance_url = await fake_pair(aiohttp_server)
-    keystone.on("/v3/auth/tokens", reply, method="GET")
-    client = await make_shim(
-        auth="keystone", keystone_url=keystone_url, glance_url=glance_url, keystone_timeout=0.5
-    )
-    status, headers, body = await fetch(client, "/v2.1/images", "some-token")
-    assert (status, body) == (503, fault("serviceUnavailable", 503, IDENTITY_UNAVAILABLE))
-    assert headers["Retry-After"] == "5"
-    assert len(client.app[KEYSTONE].cache) == 0
+async def test_keystone_failures_are_503(fake: FakeIdentity, reply: Reply) -> None:
+    fake.keystone.on("/v3/auth/tokens", reply, method="GET")
+    client = await fake.shim(keystone_timeout=0.5)
+    await assert_identity_unavailable(client, "some-token")
 
 
-async def test_keystone_calls_have_a_deadline_of_their_own(
-    make_shim: MakeShim, aiohttp_server: AiohttpServer
-) -> None:
-    keystone, keystone_url, glance_url = await fake_pair(aiohttp_server)
+async def test_keystone_calls_have_a_deadline_of_their_own(fake: FakeIdentity) -> None:
     issued = Reply.json(token_body(), status=201, headers=(("X-Subject-Token", "svc"),))
-    keystone.on("/v3/auth/tokens", replace(issued, delay=2.0), method="POST")
-    keystone.on("/v3/auth/tokens", replace(Reply.json(token_body()), delay=1.0), method="GET")
+    fake.keystone.on("/v3/auth/tokens", replace(issued, delay=2.0), method="POST")
+    fake.keystone.on("/v3/auth/tokens", replace(Reply.json(token_body()), delay=1.0), method="GET")
     # Glance's deadline does not cut a validation short: SHIM_KEYSTONE_TIMEOUT does.
-    patient = await make_shim(
-        auth="keystone",
-        keystone_url=keystone_url,
-        glance_url=glance_url,
-        glance_timeout=0.5,
-        keystone_timeout=10.0,
-    )
+    patient = await fake.shim(glance_timeout=0.5, keystone_timeout=10.0)
     assert (await fetch(patient, "/v2.1/images", "tok"))[0] == 200
     # The service token is a Keystone call too: stalled past the deadline, a 503.
-    hurried = await make_shim(
-        auth="keystone",
-        keystone_url=keystone_url,
-        glance_url=glance_url,
-        glance_timeout=30.0,
-        keystone_timeout=0.5,
-        service_username="shim",
-        service_password="secret-pw",
-        service_project="service",
-    )
-    status, headers, body = await fetch(hurried, "/v2.1/images", "tok")
-    assert (status, body) == (503, fault("serviceUnavailable", 503, IDENTITY_UNAVAILABLE))
-    assert headers["Retry-After"] == "5"
-    assert len(hurried.app[KEYSTONE].cache) == 0
+    hurried = await fake.shim(glance_timeout=30.0, keystone_timeout=0.5, **SERVICE_USER)
+    await assert_identity_unavailable(hurried, "tok")
 
 
-async def test_validation_request_and_negative_cache(
-    make_shim: MakeShim, aiohttp_server: AiohttpServer
-) -> None:
-    keystone, keystone_url, glance_url = await fake_pair(aiohttp_server)
+async def test_validation_request_and_negative_cache(fake: FakeIdentity) -> None:
+    keystone = fake.keystone
     keystone.on("/v3/auth/tokens", Reply.json({"error": {"code": 404}}, status=404), method="GET")
     # SHIM_KEYSTONE_URL may name the v3 root: the version is not doubled, and the
     # Keystone root (without /v3) is what the shim runs with and points clients to.
-    client = await make_shim(
-        auth="keystone", keystone_url=keystone_url / "v3" / "", glance_url=glance_url
-    )
+    client = await fake.shim(keystone_url=fake.keystone_url / "v3" / "")
+    root = str(fake.keystone_url).rstrip("/")
     for _ in range(3):
         status, headers, body = await fetch(client, "/v2.1/images", "bad-token")
         assert (status, body) == (401, UNAUTHORIZED_BODY)
-        assert headers["WWW-Authenticate"] == f'Keystone uri="{str(keystone_url).rstrip("/")}"'
+        assert headers["WWW-Authenticate"] == f'Keystone uri="{root}"'
     [sent] = validations(keystone)  # the negative cache answered the other two
     assert (sent.raw_path, sent.query_string) == ("/v3/auth/tokens", "nocatalog")
     assert sent.header("X-Subject-Token") == "bad-token"
@@ -460,39 +465,31 @@ async def test_validation_request_and_negative_cache(
     assert len(validations(keystone)) == 1
 
 
-async def test_concurrent_requests_with_one_token_validate_once(
-    make_shim: MakeShim, aiohttp_server: AiohttpServer
-) -> None:
-    keystone, keystone_url, glance_url = await fake_pair(aiohttp_server)
+async def test_concurrent_requests_with_one_token_validate_once(fake: FakeIdentity) -> None:
     body = json.dumps(token_body()).encode()
     slow = Reply(status=200, headers=(("Content-Type", "application/json"),), body=body, delay=0.3)
-    keystone.on("/v3/auth/tokens", slow, method="GET")
-    client = await make_shim(auth="keystone", keystone_url=keystone_url, glance_url=glance_url)
+    fake.keystone.on("/v3/auth/tokens", slow, method="GET")
+    client = await fake.shim()
     results = await asyncio.gather(*(fetch(client, "/v2.1/images", "tok-1") for _ in range(10)))
     assert [status for status, _, _ in results] == [200] * 10
-    assert len(validations(keystone)) == 1
+    assert len(validations(fake.keystone)) == 1
     await fetch(client, "/v2.1/images", "tok-2")
-    assert len(validations(keystone)) == 2
+    assert len(validations(fake.keystone)) == 2
 
 
-async def test_cache_never_outlives_the_tokens_expiry(
-    make_shim: MakeShim, aiohttp_server: AiohttpServer
-) -> None:
-    keystone, keystone_url, glance_url = await fake_pair(aiohttp_server)
-    keystone.on("/v3/auth/tokens", Reply.json(token_body(expires_in=1.0)), method="GET")
-    client = await make_shim(auth="keystone", keystone_url=keystone_url, glance_url=glance_url)
+async def test_cache_never_outlives_the_tokens_expiry(fake: FakeIdentity) -> None:
+    fake.keystone.on("/v3/auth/tokens", Reply.json(token_body(expires_in=1.0)), method="GET")
+    client = await fake.shim()
     assert (await fetch(client, "/v2.1/images", "short"))[0] == 200
     assert (await fetch(client, "/v2.1/images", "short"))[0] == 200
-    assert len(validations(keystone)) == 1
+    assert len(validations(fake.keystone)) == 1
     await asyncio.sleep(1.1)  # the TTL is 300 s, but the token has expired: ask again
     assert (await fetch(client, "/v2.1/images", "short"))[0] == 200
-    assert len(validations(keystone)) == 2
+    assert len(validations(fake.keystone)) == 2
 
 
-async def test_service_token_is_reused_and_renewed_on_401(
-    make_shim: MakeShim, aiohttp_server: AiohttpServer
-) -> None:
-    keystone, keystone_url, glance_url = await fake_pair(aiohttp_server)
+async def test_service_token_is_reused_and_renewed_on_401(fake: FakeIdentity) -> None:
+    keystone = fake.keystone
     issued = [
         Reply.json(token_body(), status=201, headers=(("X-Subject-Token", f"svc-{n}"),))
         for n in (1, 2)
@@ -506,15 +503,7 @@ async def test_service_token_is_reused_and_renewed_on_401(
         Reply.json(token_body()),
         method="GET",
     )
-    client = await make_shim(
-        auth="keystone",
-        keystone_url=keystone_url,
-        glance_url=glance_url,
-        service_username="shim",
-        service_password="secret-pw",
-        service_project="service",
-        service_domain="Default",
-    )
+    client = await fake.shim(**SERVICE_USER, service_domain="Default")
     for token in ("t1", "t2", "t3"):
         assert (await fetch(client, "/v2.1/images", token))[0] == 200
     posts = [r for r in keystone.requests if r.method == "POST"]

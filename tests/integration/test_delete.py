@@ -9,6 +9,7 @@ and a Glance 5xx, where exactly one DELETE may reach Glance.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any, Final
 
 import pytest
@@ -17,11 +18,18 @@ from pytest_aiohttp import AiohttpClient, AiohttpServer
 from shim.app import create_app
 from shim.settings import Settings
 from tests.fakes import RecordingUpstream, Reply
-from tests.integration.answers import Client, expect_empty, expect_fault, send, version_for
+from tests.integration.answers import (
+    Answer,
+    Client,
+    expect_empty,
+    expect_fault,
+    send,
+    version_for,
+)
 from tests.integration.conftest import MakeShim
 from tests.stack.fixtures import ScratchImages
 from tests.stack.info import StackInfo
-from tests.stack.rest import JsonObject, request
+from tests.stack.rest import request
 from tests.stack.seed import GlanceApi, set_status
 
 pytestmark = pytest.mark.integration
@@ -32,193 +40,156 @@ IMAGE_NOT_FOUND: Final = "Image not found."
 UNAVAILABLE: Final = "The image service is unavailable. Please retry later."
 
 
-async def new_image(scratch: ScratchImages, owner: str = "alice", **fields: Any) -> JsonObject:
-    fields.setdefault("disk_format", "raw")
-    fields.setdefault("container_format", "bare")
-    return await asyncio.to_thread(scratch, owner, data=b"x" * 1024, **fields)
+@dataclass(frozen=True, slots=True)
+class Deleter:
+    """A shim over the real stack, the stack's users' tokens and scratch images to delete."""
+
+    client: Client
+    stack: StackInfo
+    tokens: dict[str, str]
+    scratch: ScratchImages
+
+    async def image(self, owner: str = "alice", **fields: Any) -> str:
+        """The id of a new scratch image of *owner*'s with 1 KiB of data: active, sized."""
+        fields.setdefault("disk_format", "raw")
+        fields.setdefault("container_format", "bare")
+        image = await asyncio.to_thread(self.scratch, owner, data=b"x" * 1024, **fields)
+        image_id: str = image["id"]
+        return image_id
+
+    async def delete(
+        self, image_id: str, user: str | None = "alice", prefix: str = "/v2.1", **options: Any
+    ) -> Answer:
+        """``DELETE {prefix}/images/{image_id}`` with *user*'s token (none for None)."""
+        token = None if user is None else self.tokens[user]
+        return await send(self.client, "DELETE", f"{prefix}/images/{image_id}", token, **options)
+
+    async def glance_status(self, image_id: str) -> int:
+        """What Glance answers the admin for ``GET /v2/images/{id}``: 200, or 404 once deleted."""
+        url = f"{self.stack.glance_url}/v2/images/{image_id}"
+        token = self.stack.token("admin")
+        response = await asyncio.to_thread(request, "GET", url, token=token)
+        return response.status
 
 
-async def glance_status(stack: StackInfo, image_id: str) -> int:
-    """What Glance answers the admin for ``GET /v2/images/{id}``: 200, or 404 once deleted."""
-    url = f"{stack.glance_url}/v2/images/{image_id}"
-    response = await asyncio.to_thread(request, "GET", url, token=stack.token("admin"))
-    return response.status
-
-
-async def test_delete_under_every_prefix(
+@pytest.fixture
+async def deleter(
     make_shim: MakeShim,
     real_stack: StackInfo,
     tokens: dict[str, str],
     scratch_images: ScratchImages,
-) -> None:
-    client = await make_shim()
+) -> Deleter:
+    return Deleter(await make_shim(), real_stack, tokens, scratch_images)
+
+
+async def test_delete_under_every_prefix(deleter: Deleter, real_stack: StackInfo) -> None:
     prefixes = [f"/v2.1/{real_stack.demo_a}", "/v2.1", f"/v2/{real_stack.demo_a}", "/v2"]
     for prefix in prefixes:
-        image = await new_image(scratch_images)
-        answer = await send(client, "DELETE", f"{prefix}/images/{image['id']}", tokens["alice"])
-        expect_empty(answer, version_for(prefix))
-        assert await glance_status(real_stack, image["id"]) == 404
+        image_id = await deleter.image()
+        expect_empty(await deleter.delete(image_id, prefix=prefix), version_for(prefix))
+        assert await deleter.glance_status(image_id) == 404
         # Deleting it again: Glance's 404 "Failed to find image ... to delete".
-        answer = await send(client, "DELETE", f"{prefix}/images/{image['id']}", tokens["alice"])
+        answer = await deleter.delete(image_id, prefix=prefix)
         expect_fault(answer, 404, "itemNotFound", IMAGE_NOT_FOUND, version_for(prefix))
 
 
 @pytest.mark.parametrize("version", ["2.1", "2.35"])
-async def test_delete_with_a_microversion_up_to_2_35(
-    make_shim: MakeShim,
-    real_stack: StackInfo,
-    tokens: dict[str, str],
-    scratch_images: ScratchImages,
-    version: str,
-) -> None:
-    client = await make_shim()
-    image = await new_image(scratch_images)
-    answer = await send(
-        client, "DELETE", f"/v2.1/images/{image['id']}", tokens["alice"], version=version
-    )
-    expect_empty(answer, version)
-    assert await glance_status(real_stack, image["id"]) == 404
+async def test_delete_with_a_microversion_up_to_2_35(deleter: Deleter, version: str) -> None:
+    image_id = await deleter.image()
+    expect_empty(await deleter.delete(image_id, version=version), version)
+    assert await deleter.glance_status(image_id) == 404
 
 
 @pytest.mark.parametrize("version", ["2.36", "2.38", "latest"])
-async def test_delete_is_gone_from_2_36(
-    make_shim: MakeShim,
-    real_stack: StackInfo,
-    tokens: dict[str, str],
-    scratch_images: ScratchImages,
-    version: str,
-) -> None:
-    client = await make_shim()
-    image = await new_image(scratch_images)
-    answer = await send(
-        client, "DELETE", f"/v2.1/images/{image['id']}", tokens["alice"], version=version
-    )
+async def test_delete_is_gone_from_2_36(deleter: Deleter, version: str) -> None:
+    image_id = await deleter.image()
+    answer = await deleter.delete(image_id, version=version)
     echoed = "2.104" if version == "latest" else version
     expect_fault(answer, 404, "itemNotFound", "The resource could not be found.", echoed)
-    assert await glance_status(real_stack, image["id"]) == 200
+    assert await deleter.glance_status(image_id) == 200
     # /v2 ignores the header (nova.md §2.4).
-    answer = await send(
-        client, "DELETE", f"/v2/images/{image['id']}", tokens["alice"], version=version
-    )
-    expect_empty(answer, None)
+    expect_empty(await deleter.delete(image_id, prefix="/v2", version=version), None)
 
 
 async def test_delete_of_images_that_are_not_active(
-    make_shim: MakeShim,
-    real_stack: StackInfo,
-    tokens: dict[str, str],
-    glance_api: GlanceApi,
-    scratch_images: ScratchImages,
+    deleter: Deleter, glance_api: GlanceApi
 ) -> None:
     """Nova lets a queued (SAVING) image be deleted (tempest test_delete_saving_image)."""
-    client = await make_shim()
-    queued = await asyncio.to_thread(scratch_images, "alice", name="queued")
-    deactivated = await new_image(scratch_images)
-    await asyncio.to_thread(glance_api.deactivate, "alice", deactivated["id"])
-    for image in (queued, deactivated):
-        expect_empty(await send(client, "DELETE", f"/v2.1/images/{image['id']}", tokens["alice"]))
-        assert await glance_status(real_stack, image["id"]) == 404
+    queued = await asyncio.to_thread(deleter.scratch, "alice", name="queued")
+    deactivated = await deleter.image()
+    await asyncio.to_thread(glance_api.deactivate, "alice", deactivated)
+    for image_id in (queued["id"], deactivated):
+        expect_empty(await deleter.delete(image_id))
+        assert await deleter.glance_status(image_id) == 404
 
 
 @pytest.mark.parametrize(
     "image_id",
     [MISSING, "not-a-uuid", "-1", "0" * 37, "detail", "images", "a b"],
 )
-async def test_delete_missing_is_404(
-    make_shim: MakeShim, tokens: dict[str, str], image_id: str
-) -> None:
-    client = await make_shim()
+async def test_delete_missing_is_404(deleter: Deleter, image_id: str) -> None:
     # appendix C, "delete missing"; "detail" falls through to the item route as in Nova.
-    answer = await send(client, "DELETE", f"/v2.1/images/{image_id}", tokens["alice"])
-    expect_fault(answer, 404, "itemNotFound", IMAGE_NOT_FOUND)
+    expect_fault(await deleter.delete(image_id), 404, "itemNotFound", IMAGE_NOT_FOUND)
 
 
-async def test_delete_of_another_projects_private_image_is_404(
-    make_shim: MakeShim,
-    real_stack: StackInfo,
-    tokens: dict[str, str],
-    scratch_images: ScratchImages,
-) -> None:
-    client = await make_shim()
-    image = await new_image(scratch_images, visibility="private")
-    # appendix C, "delete other project"
-    for path in (f"/v2.1/images/{image['id']}", f"/v2.1/{real_stack.demo_b}/images/{image['id']}"):
-        expect_fault(
-            await send(client, "DELETE", path, tokens["bob"]), 404, "itemNotFound", IMAGE_NOT_FOUND
-        )
-    assert await glance_status(real_stack, image["id"]) == 200
-
-
-async def test_delete_of_a_protected_image_is_403(
-    make_shim: MakeShim,
-    real_stack: StackInfo,
-    tokens: dict[str, str],
-    scratch_images: ScratchImages,
-) -> None:
-    client = await make_shim()
-    image = await new_image(scratch_images, protected=True)
-    # appendix C, "delete protected" (Glance: "Image <id> is protected and cannot be deleted.")
-    expect_fault(
-        await send(client, "DELETE", f"/v2.1/images/{image['id']}", tokens["alice"]),
-        403,
-        "forbidden",
-        NOT_ALLOWED,
-    )
-    assert await glance_status(real_stack, image["id"]) == 200
-
-
-@pytest.mark.parametrize(("owner", "visibility"), [("admin", "public"), ("alice", "community")])
-async def test_delete_of_someone_elses_visible_image_is_403(
-    make_shim: MakeShim,
-    real_stack: StackInfo,
-    tokens: dict[str, str],
-    scratch_images: ScratchImages,
+@pytest.mark.parametrize(
+    ("owner", "fields", "user", "in_project", "status", "name", "message"),
+    [
+        # appendix C, "delete other project", with and without the project in the path
+        ("alice", {"visibility": "private"}, "bob", False, 404, "itemNotFound", IMAGE_NOT_FOUND),
+        ("alice", {"visibility": "private"}, "bob", True, 404, "itemNotFound", IMAGE_NOT_FOUND),
+        # appendix C, "delete protected" (Glance: "Image <id> is protected and cannot be
+        # deleted.")
+        ("alice", {"protected": True}, "alice", False, 403, "forbidden", NOT_ALLOWED),
+        # Glance: "You are not authorized to complete delete_image action."
+        ("admin", {"visibility": "public"}, "bob", False, 403, "forbidden", NOT_ALLOWED),
+        ("alice", {"visibility": "community"}, "bob", False, 403, "forbidden", NOT_ALLOWED),
+    ],
+    ids=[
+        "another-projects-private",
+        "another-projects-private-under-its-project",
+        "protected",
+        "someone-elses-public",
+        "someone-elses-community",
+    ],
+)
+async def test_refused_delete_leaves_the_image(
+    deleter: Deleter,
     owner: str,
-    visibility: str,
+    fields: dict[str, Any],
+    user: str,
+    in_project: bool,
+    status: int,
+    name: str,
+    message: str,
 ) -> None:
-    client = await make_shim()
-    image = await new_image(scratch_images, owner, visibility=visibility)
-    # Glance: "You are not authorized to complete delete_image action."
-    expect_fault(
-        await send(client, "DELETE", f"/v2.1/images/{image['id']}", tokens["bob"]),
-        403,
-        "forbidden",
-        NOT_ALLOWED,
-    )
-    assert await glance_status(real_stack, image["id"]) == 200
+    image_id = await deleter.image(owner, **fields)
+    prefix = f"/v2.1/{deleter.stack.demo_b}" if in_project else "/v2.1"
+    expect_fault(await deleter.delete(image_id, user, prefix), status, name, message)
+    assert await deleter.glance_status(image_id) == 200
 
 
-async def test_glance_400_on_delete_stays_a_400(
-    make_shim: MakeShim,
-    real_stack: StackInfo,
-    tokens: dict[str, str],
-    scratch_images: ScratchImages,
-) -> None:
+async def test_glance_400_on_delete_stays_a_400(deleter: Deleter) -> None:
     """contract.md D4: Nova turned Glance's 400 on delete into a 500; the shim passes it on."""
-    client = await make_shim()
-    image = await new_image(scratch_images)
+    image_id = await deleter.image()
     # A row whose status is already "deleted" while still visible (deleted=0): Glance
     # refuses the deleted → deleted transition.
-    await asyncio.to_thread(set_status, real_stack, image["id"], "deleted")
-    answer = await send(client, "DELETE", f"/v2.1/images/{image['id']}", tokens["alice"])
+    await asyncio.to_thread(set_status, deleter.stack, image_id, "deleted")
     expect_fault(
-        answer,
+        await deleter.delete(image_id),
         400,
         "badRequest",
         "HTTP 400 Bad Request: Image status transition from deleted to deleted is not allowed",
     )
-    assert await glance_status(real_stack, image["id"]) == 200
+    assert await deleter.glance_status(image_id) == 200
 
 
-async def test_delete_without_a_token_is_401_and_reaches_nothing(
-    make_shim: MakeShim, real_stack: StackInfo, scratch_images: ScratchImages
-) -> None:
-    client = await make_shim()
-    image = await new_image(scratch_images)
-    answer = await send(client, "DELETE", f"/v2.1/images/{image['id']}", None)
+async def test_delete_without_a_token_is_401_and_reaches_nothing(deleter: Deleter) -> None:
+    image_id = await deleter.image()
+    answer = await deleter.delete(image_id, None)
     assert answer.status == 401
-    assert answer.headers["WWW-Authenticate"] == f'Keystone uri="{real_stack.keystone_url}"'
-    assert await glance_status(real_stack, image["id"]) == 200
+    assert answer.headers["WWW-Authenticate"] == f'Keystone uri="{deleter.stack.keystone_url}"'
+    assert await deleter.glance_status(image_id) == 200
 
 
 # ---------------------------------------------------------------------------------------

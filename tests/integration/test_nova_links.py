@@ -21,6 +21,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from yarl import URL
 
+from tests.integration.answers import hrefs
 from tests.integration.conftest import MakeShim
 from tests.stack.catalogue import Catalogue
 from tests.stack.info import StackInfo
@@ -66,15 +67,6 @@ async def gateway(request: pytest.FixtureRequest, make_shim: MakeShim) -> Gatewa
     client = await make_shim(nova_url=URL(nova), public_url=URL(public) if public else None)
     own = str(client.make_url("/")).rstrip("/")
     return Gateway(client, nova, public or own)
-
-
-def hrefs(document: object) -> list[str]:
-    if isinstance(document, dict):
-        found = [document["href"]] if isinstance(document.get("href"), str) else []
-        return found + [h for value in document.values() for h in hrefs(value)]
-    if isinstance(document, list):
-        return [h for value in document for h in hrefs(value)]
-    return []
 
 
 def moved(document: Any, old: str, new: str) -> Any:

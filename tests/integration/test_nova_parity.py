@@ -138,12 +138,18 @@ class Differ:
         evidence = Evidence(
             request, self.mode, counterpart, {"broken_ids": self.broken_ids, **(extra or {})}
         )
+        return nova, shim, self.verdict_on(request, nova, shim, evidence)
+
+    def verdict_on(
+        self, request: Request, nova: Comparable, shim: Comparable, evidence: Evidence
+    ) -> Verdict:
+        """The verdict on one pair of answers, recorded in this mode's ledger."""
         verdict = judge(evidence, nova, shim)
         ledger = _LEDGERS[self.mode]
         ledger.verdicts.append(verdict)
         if not verdict.declared:
             ledger.failures.append(describe(request, nova, shim, verdict))
-        return nova, shim, verdict
+        return verdict
 
     def _counterpart(
         self, request: Request, nova: Comparable, shim: Comparable
@@ -190,16 +196,6 @@ def differ(
 
 
 _NOVA_CACHE = pytest.StashKey[dict[Request, Answer]]()
-
-
-@pytest.fixture
-def twins(real_stack: StackInfo) -> Iterator[ScratchImages]:
-    """Images made for one test and purged after it: cached Nova list answers stay true."""
-    images = ScratchImages(real_stack)
-    try:
-        yield images
-    finally:
-        images.cleanup()
 
 
 def pytest_terminal_summary_line(mode: str) -> str:
@@ -461,18 +457,24 @@ def test_auth_failures_and_foreign_projects(
     differ: Differ, real_stack: StackInfo, catalogue: Catalogue
 ) -> None:
     image = catalogue.ids["cirros-active"]
-    cases = []
-    for prefix in PREFIXES:
-        for rest in ("/images", "/images/detail", f"/images/{image}", f"/images/{image}/metadata"):
-            cases.append(req(real_stack, "GET", prefix, rest, user=None))
-            cases.append(req(real_stack, "GET", prefix, rest, user="garbage"))
-            cases.append(req(real_stack, "GET", prefix, rest, user="carol"))
-            cases.append(req(real_stack, "GET", prefix, rest, user="bob"))
-        cases.append(req(real_stack, "DELETE", prefix, f"/images/{image}", user=None))
-        cases.append(req(real_stack, "DELETE", prefix, f"/images/{image}", user="garbage"))
-    for prefix in ("/v2/{pid}", "/v2.1/{pid}"):
-        for rest in ("/images", f"/images/{image}", f"/images/{image}/metadata"):
-            cases.append(req(real_stack, "GET", prefix, rest, user="alice", pid=real_stack.demo_b))
+    reads = ("/images", "/images/detail", f"/images/{image}", f"/images/{image}/metadata")
+    cases = [
+        req(real_stack, "GET", prefix, rest, user=user)
+        for prefix in PREFIXES
+        for rest in reads
+        for user in (None, "garbage", "carol", "bob")
+    ]
+    cases += [
+        req(real_stack, "DELETE", prefix, f"/images/{image}", user=user)
+        for prefix in PREFIXES
+        for user in (None, "garbage")
+    ]
+    # alice naming bob's project
+    cases += [
+        req(real_stack, "GET", prefix, rest, user="alice", pid=real_stack.demo_b)
+        for prefix in ("/v2/{pid}", "/v2.1/{pid}")
+        for rest in ("/images", f"/images/{image}", f"/images/{image}/metadata")
+    ]
     run(differ, cases)
 
 
@@ -575,15 +577,20 @@ WRITES: Final[tuple[Write, ...]] = (
 
 
 def _twin(twins: ScratchImages, owner: str, fields: dict[str, Any]) -> str:
+    """A new image of *owner*'s, purged after the test: cached Nova list answers stay true."""
     return str(twins(owner, **fields)["id"])
 
 
 @pytest.mark.parametrize("prefixes", [PREFIXES[2:], PREFIXES[:2]], ids=["v2.1", "v2"])
 def test_metadata_verbs_quota_and_delete(
-    differ: Differ, real_stack: StackInfo, twins: ScratchImages, prefixes: tuple[str, ...]
+    differ: Differ,
+    real_stack: StackInfo,
+    scratch_images: ScratchImages,
+    prefixes: tuple[str, ...],
 ) -> None:
     """Every write under /v2.1 (with and without project id, alternately), and again under
     /v2, whose relaxed body validation differs."""
+    twins = scratch_images
     counts: Counter[str] = Counter()
     before = len(_LEDGERS[differ.mode].failures)
     for index, write in enumerate(WRITES):
@@ -625,12 +632,7 @@ def _check_with_state(
     nova = comparable(nova_answer, differ.stack.nova_url, {nova_image: shim_image})
     shim = comparable(shim_answer, differ.shim_url)
     evidence = Evidence(shim_req, differ.mode, None, extra)
-    verdict = judge(evidence, nova, shim)
-    ledger = _LEDGERS[differ.mode]
-    ledger.verdicts.append(verdict)
-    if not verdict.declared:
-        ledger.failures.append(describe(shim_req, nova, shim, verdict))
-    return nova, shim, verdict
+    return nova, shim, differ.verdict_on(shim_req, nova, shim, evidence)
 
 
 def test_delete_of_images_the_caller_may_not_delete(

@@ -229,13 +229,16 @@ def by(prometheus: Prometheus, promql: str, *labels: str) -> dict[tuple[str, ...
     }
 
 
+def of_job(
+    prometheus: Prometheus, metric: str, *labels: str, op: str = "sum", match: str = ""
+) -> dict[tuple[str, ...], float]:
+    """`by` for ``op by (labels) (metric{job="<JOB>", match})``: the shim's series of *metric*."""
+    selector = ", ".join(filter(None, [f'job="{JOB}"', match]))
+    return by(prometheus, f"{op} by ({', '.join(labels)}) ({metric}{{{selector}}})", *labels)
+
+
 def test_requests_by_route_and_status(scenario: Scenario) -> None:
-    got = by(
-        scenario.prometheus,
-        f'sum by (route, status) (nova_image_shim_requests_total{{job="{JOB}"}})',
-        "route",
-        "status",
-    )
+    got = of_job(scenario.prometheus, "nova_image_shim_requests_total", "route", "status")
     assert got == {key: float(n) for key, n in scenario.sent.items()}
     # Every answer was timed: the histogram counts as many.
     count = scenario.prometheus.scalar(
@@ -245,49 +248,32 @@ def test_requests_by_route_and_status(scenario: Scenario) -> None:
 
 
 def test_upstream_calls_by_outcome(scenario: Scenario) -> None:
-    glance = by(
-        scenario.prometheus,
-        f'sum by (outcome) (nova_image_shim_upstream_requests_total{{job="{JOB}", '
-        'upstream="glance"})',
-        "outcome",
-    )
+    upstream_calls = "nova_image_shim_upstream_requests_total"
+    glance = of_job(scenario.prometheus, upstream_calls, "outcome", match='upstream="glance"')
     failed = sum(n for (outcome,), n in glance.items() if outcome in ("connect_error", "error"))
     assert failed == GLANCE_DOWN_CALLS, glance  # no retries: one failed call per 503
     assert glance[("4xx",)] == 6  # the 404s: Glance said the image does not exist
     assert glance[("2xx",)] >= 14
-    keystone = by(
-        scenario.prometheus,
-        f'sum by (operation, outcome) (nova_image_shim_upstream_requests_total{{job="{JOB}", '
-        'upstream="keystone"})',
-        "operation",
-        "outcome",
+    keystone = of_job(
+        scenario.prometheus, upstream_calls, "operation", "outcome", match='upstream="keystone"'
     )
     assert keystone.get(("validate", "2xx"), 0) >= 2  # two users' tokens
     assert keystone.get(("validate", "4xx"), 0) >= 1  # the invalid one
-    cache = by(
-        scenario.prometheus,
-        f'sum by (result) (nova_image_shim_token_cache_lookups_total{{job="{JOB}"}})',
-        "result",
-    )
+    cache = of_job(scenario.prometheus, "nova_image_shim_token_cache_lookups_total", "result")
     legacy = sum(n for (route, _), n in scenario.sent.items() if route != "passthrough")
     assert cache[("hit",)] + cache[("miss",)] == legacy  # passthrough validates nothing
     assert cache[("hit",)] > cache[("miss",)]
 
 
 def test_legacy_callers_by_client_and_project(scenario: Scenario) -> None:
-    got = by(
-        scenario.prometheus,
-        f'sum by (client, project) (nova_image_shim_legacy_callers_total{{job="{JOB}"}})',
-        "client",
-        "project",
-    )
+    got = of_job(scenario.prometheus, "nova_image_shim_legacy_callers_total", "client", "project")
     assert got == {key: float(n) for key, n in scenario.callers.items()}
-    seen = by(
+    seen = of_job(
         scenario.prometheus,
-        "max by (client, project) "
-        f'(nova_image_shim_legacy_caller_last_seen_timestamp_seconds{{job="{JOB}"}})',
+        "nova_image_shim_legacy_caller_last_seen_timestamp_seconds",
         "client",
         "project",
+        op="max",
     )
     assert set(seen) == set(scenario.callers)
     for caller, when in seen.items():

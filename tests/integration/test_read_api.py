@@ -6,7 +6,7 @@ installations without a C compiler take the pure-Python road, and must answer th
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 from urllib.parse import parse_qsl, urlsplit
 
 import orjson
@@ -17,7 +17,7 @@ from shim.keys import RENDERER
 from shim.settings import RendererChoice
 from tests.integration import expected
 from tests.shim_fixtures import MakeShim
-from tests.stack.catalogue import INSTANCE_UUID, VOLUME_SNAPSHOT_ID, Catalogue
+from tests.stack.catalogue import INSTANCE_UUID, Catalogue
 from tests.stack.info import StackInfo
 
 pytestmark = pytest.mark.integration
@@ -33,11 +33,16 @@ def shim_renderer(request: pytest.FixtureRequest) -> RendererChoice:
 
 
 async def test_each_run_uses_the_renderer_it_names(
-    make_shim: MakeShim, shim_renderer: RendererChoice
+    client: Client, shim_renderer: RendererChoice
 ) -> None:
-    client = await make_shim()
     assert client.app is not None
     assert client.app[RENDERER].name == shim_renderer
+
+
+@pytest.fixture
+async def client(make_shim: MakeShim) -> Client:
+    """A shim with the default settings (and this run's renderer)."""
+    return await make_shim()
 
 
 def base_of(client: Client) -> str:
@@ -54,6 +59,17 @@ async def get_json(
         return response.status, response.headers, orjson.loads(body) if body else None
 
 
+async def assert_shows(client: Client, stack: StackInfo, token: str, glance: Any) -> Any:
+    """``GET /v2.1/images/{id}`` answers 200 with exactly Nova's view of the *glance* record;
+    returns the body."""
+    code, _, body = await get_json(client, f"/v2.1/images/{glance['id']}", token)
+    assert code == 200
+    assert body == {
+        "image": expected.detail(glance, base_of(client), "v2.1", None, stack.glance_url)
+    }
+    return body
+
+
 def prefixes(stack: StackInfo) -> list[tuple[str, str, str | None]]:
     """(path prefix, version segment in links, project id in links) for the four forms."""
     return [
@@ -65,9 +81,8 @@ def prefixes(stack: StackInfo) -> list[tuple[str, str, str | None]]:
 
 
 async def test_show_snapshot_whole_body_under_every_prefix(
-    make_shim: MakeShim, real_stack: StackInfo, tokens: dict[str, str], catalogue: Catalogue
+    client: Client, real_stack: StackInfo, tokens: dict[str, str], catalogue: Catalogue
 ) -> None:
-    client = await make_shim()
     base = base_of(client)
     glance = catalogue.image("snapshot-of-vm")
     image_id = glance["id"]
@@ -91,33 +106,14 @@ async def test_show_snapshot_whole_body_under_every_prefix(
                     "bdm_v2": "True",
                     "root_device_name": "/dev/vda",
                     "os_type": "linux",
-                    "block_device_mapping": [
-                        {
-                            "boot_index": 0,
-                            "source_type": "snapshot",
-                            "destination_type": "volume",
-                            "device_name": "/dev/vda",
-                            "volume_size": 1,
-                            "delete_on_termination": True,
-                            "snapshot_id": VOLUME_SNAPSHOT_ID,
-                            "tag": None,
-                        }
-                    ],
+                    "block_device_mapping": expected.SNAPSHOT_BDM,
                 },
                 "created": glance["created_at"],
                 "updated": glance["updated_at"],
                 "status": "ACTIVE",
                 "progress": 100,
                 "OS-EXT-IMG-SIZE:size": glance["size"],
-                "links": [
-                    {"rel": "self", "href": f"{base}/{version}{scope}/images/{image_id}"},
-                    {"rel": "bookmark", "href": f"{base}{scope}/images/{image_id}"},
-                    {
-                        "rel": "alternate",
-                        "type": "application/vnd.openstack.image",
-                        "href": f"{real_stack.glance_url}/images/{image_id}",
-                    },
-                ],
+                "links": expected.links(image_id, base, version, project, real_stack.glance_url),
                 "server": {
                     "id": INSTANCE_UUID,
                     "links": [
@@ -148,23 +144,29 @@ async def test_show_snapshot_whole_body_under_every_prefix(
             assert "Vary" not in headers
 
 
+# docs/nova.md §4.2 from Nova's side: each status and progress, and the catalogue's images of
+# the Glance statuses shown so.
+SHOWN_AS: Final = {
+    ("ACTIVE", 100): ["status-active"],
+    ("SAVING", 25): ["status-queued"],
+    ("SAVING", 50): ["status-saving"],
+    ("ERROR", 0): ["status-killed"],
+    ("DELETED", 0): ["status-pending_delete", "status-deleted"],
+    ("UNKNOWN", 0): [
+        "status-deactivated",
+        "status-uploading",
+        "status-importing",
+        "status-unknown",
+    ],
+}
+
+
 @pytest.mark.parametrize(
     ("label", "status", "progress"),
-    [
-        ("status-active", "ACTIVE", 100),
-        ("status-queued", "SAVING", 25),
-        ("status-saving", "SAVING", 50),
-        ("status-killed", "ERROR", 0),
-        ("status-pending_delete", "DELETED", 0),
-        ("status-deleted", "DELETED", 0),
-        ("status-deactivated", "UNKNOWN", 0),
-        ("status-uploading", "UNKNOWN", 0),
-        ("status-importing", "UNKNOWN", 0),
-        ("status-unknown", "UNKNOWN", 0),
-    ],
+    [(label, *shown) for shown, labels in SHOWN_AS.items() for label in labels],
 )
 async def test_show_maps_every_glance_status(
-    make_shim: MakeShim,
+    client: Client,
     real_stack: StackInfo,
     tokens: dict[str, str],
     catalogue: Catalogue,
@@ -172,22 +174,15 @@ async def test_show_maps_every_glance_status(
     status: str,
     progress: int,
 ) -> None:
-    client = await make_shim()
-    glance = catalogue.image(label)
-    code, _, body = await get_json(client, f"/v2.1/images/{glance['id']}", tokens["alice"])
-    assert code == 200
+    body = await assert_shows(client, real_stack, tokens["alice"], catalogue.image(label))
     assert body["image"]["status"] == status
     assert body["image"]["progress"] == progress
-    assert body == {
-        "image": expected.detail(glance, base_of(client), "v2.1", None, real_stack.glance_url)
-    }
 
 
 async def test_show_odd_images_field_for_field(
-    make_shim: MakeShim, real_stack: StackInfo, tokens: dict[str, str], catalogue: Catalogue
+    client: Client, real_stack: StackInfo, tokens: dict[str, str], catalogue: Catalogue
 ) -> None:
     """Queued (null size, no formats), unnamed, broken JSON properties, unicode names."""
-    client = await make_shim()
     queued = catalogue.image("status-queued")
     _, _, body = await get_json(client, f"/v2.1/images/{queued['id']}", tokens["alice"])
     assert queued["size"] is None
@@ -213,18 +208,12 @@ async def test_show_odd_images_field_for_field(
     assert body["image"]["OS-DCF:diskConfig"] == "MANUAL"
 
     for label in ("Ünïcødé образ 镜像 ✓", 'spaces, commas & "quotes"', "cirros-active"):
-        glance = catalogue.image(label)
-        code, _, body = await get_json(client, f"/v2.1/images/{glance['id']}", tokens["alice"])
-        assert code == 200
-        assert body == {
-            "image": expected.detail(glance, base_of(client), "v2.1", None, real_stack.glance_url)
-        }
+        await assert_shows(client, real_stack, tokens["alice"], catalogue.image(label))
 
 
 async def test_unpaged_detail_returns_every_visible_image_in_glance_order(
-    make_shim: MakeShim, real_stack: StackInfo, tokens: dict[str, str], catalogue: Catalogue
+    client: Client, real_stack: StackInfo, tokens: dict[str, str], catalogue: Catalogue
 ) -> None:
-    client = await make_shim()
     base = base_of(client)
     listed = catalogue.listed("alice")
     assert len(listed) > 5 * 10  # spans several Glance pages of 10
@@ -243,9 +232,8 @@ async def test_unpaged_detail_returns_every_visible_image_in_glance_order(
 
 
 async def test_unpaged_basic_list(
-    make_shim: MakeShim, real_stack: StackInfo, tokens: dict[str, str], catalogue: Catalogue
+    client: Client, real_stack: StackInfo, tokens: dict[str, str], catalogue: Catalogue
 ) -> None:
-    client = await make_shim()
     base = base_of(client)
     status, _, body = await get_json(client, f"/v2.1/{real_stack.demo_a}/images", tokens["alice"])
     assert status == 200
@@ -260,9 +248,8 @@ async def test_unpaged_basic_list(
 
 
 async def test_other_projects_see_their_own_view(
-    make_shim: MakeShim, tokens: dict[str, str], catalogue: Catalogue
+    client: Client, tokens: dict[str, str], catalogue: Catalogue
 ) -> None:
-    client = await make_shim()
     _, _, body = await get_json(client, "/v2.1/images", tokens["bob"])
     assert [image["id"] for image in body["images"]] == catalogue.listings["bob"]
     assert catalogue.ids["private-b"] in catalogue.listings["bob"]
@@ -271,13 +258,12 @@ async def test_other_projects_see_their_own_view(
 
 @pytest.mark.parametrize("collection", ["images", "images/detail"])
 async def test_paging_with_limit_follows_next_links_to_the_end(
-    make_shim: MakeShim,
+    client: Client,
     real_stack: StackInfo,
     tokens: dict[str, str],
     catalogue: Catalogue,
     collection: str,
 ) -> None:
-    client = await make_shim()
     base = base_of(client)
     listed = [catalogue.ids[label] for label in catalogue.listed("alice")]
     seen: list[str] = []
@@ -303,9 +289,8 @@ async def test_paging_with_limit_follows_next_links_to_the_end(
 
 
 async def test_limit_larger_than_a_glance_page_walks_pages(
-    make_shim: MakeShim, tokens: dict[str, str], catalogue: Catalogue
+    client: Client, tokens: dict[str, str], catalogue: Catalogue
 ) -> None:
-    client = await make_shim()
     listed = [catalogue.ids[label] for label in catalogue.listed("alice")]
     _, _, body = await get_json(client, "/v2.1/images/detail?limit=25", tokens["alice"])
     assert [image["id"] for image in body["images"]] == listed[:25]
@@ -320,10 +305,9 @@ async def test_limit_larger_than_a_glance_page_walks_pages(
 
 
 async def test_final_marker_request_returns_empty_list(
-    make_shim: MakeShim, tokens: dict[str, str], catalogue: Catalogue
+    client: Client, tokens: dict[str, str], catalogue: Catalogue
 ) -> None:
     """openstacksdk sends one more request with the last id as marker."""
-    client = await make_shim()
     last = catalogue.listings["alice"][-1]
     status, _, body = await get_json(
         client, f"/v2.1/images/detail?marker={last}&limit=10", tokens["alice"]
@@ -347,25 +331,19 @@ async def test_next_link_rules_with_small_max_limit(
     assert len(body["images"]) == 6
     assert "images_links" not in body
     # Repeated filter: the applied (last) value is carried; unknown params are dropped.
-    _, _, body = await get_json(
-        client,
-        "/v2.1/images?property-os_distro=zzz&limit=5&property-os_distro=cirros&foo=1",
-        tokens["alice"],
-    )
+    query = "property-os_distro=zzz&limit=5&property-os_distro=cirros&foo=1"
+    _, _, body = await get_json(client, f"/v2.1/images?{query}", tokens["alice"])
     assert [image["id"] for image in body["images"]] == [catalogue.ids["cirros-active"]]
     assert "images_links" not in body
 
 
 async def test_next_link_carries_the_applied_filters(
-    make_shim: MakeShim, tokens: dict[str, str], catalogue: Catalogue
+    client: Client, tokens: dict[str, str], catalogue: Catalogue
 ) -> None:
-    client = await make_shim()
     base = base_of(client)
-    _, _, body = await get_json(
-        client,
-        "/v2.1/images?status=ACTIVE&limit=2&name=zzz&foo=1&name=cirros-active",
-        tokens["alice"],
-    )
+    # Repeated name, an unknown parameter: nothing is left to page through.
+    query = "status=ACTIVE&limit=2&name=zzz&foo=1&name=cirros-active"
+    _, _, body = await get_json(client, f"/v2.1/images?{query}", tokens["alice"])
     assert [image["id"] for image in body["images"]] == [catalogue.ids["cirros-active"]]
     assert "images_links" not in body
     _, _, body = await get_json(
@@ -385,9 +363,8 @@ def _ids(body: Any) -> set[str]:
 
 
 async def test_filters_reach_glance(
-    make_shim: MakeShim, real_stack: StackInfo, tokens: dict[str, str], catalogue: Catalogue
+    client: Client, real_stack: StackInfo, tokens: dict[str, str], catalogue: Catalogue
 ) -> None:
-    client = await make_shim()
     ids = catalogue.ids
     token = tokens["alice"]
     visible = set(catalogue.listings["alice"])
@@ -437,9 +414,8 @@ async def test_filters_reach_glance(
 
 
 async def test_repeated_filter_uses_the_last_value(
-    make_shim: MakeShim, tokens: dict[str, str], catalogue: Catalogue
+    client: Client, tokens: dict[str, str], catalogue: Catalogue
 ) -> None:
-    client = await make_shim()
     _, _, body = await get_json(
         client, "/v2.1/images?name=status-active&name=cirros-active", tokens["alice"]
     )
@@ -469,9 +445,8 @@ FAULT_JSON = "application/json; charset=UTF-8"
     ],
 )  # fmt: skip
 async def test_bad_list_queries_get_novas_400(
-    make_shim: MakeShim, tokens: dict[str, str], catalogue: Catalogue, query: str, message: str
+    client: Client, tokens: dict[str, str], catalogue: Catalogue, query: str, message: str
 ) -> None:
-    client = await make_shim()
     status, headers, body = await get_json(
         client, f"/v2.1/images/detail?{query}", tokens["alice"], **VERSION_HEADERS
     )
@@ -482,9 +457,8 @@ async def test_bad_list_queries_get_novas_400(
 
 
 async def test_error_paths(
-    make_shim: MakeShim, real_stack: StackInfo, tokens: dict[str, str], catalogue: Catalogue
+    client: Client, real_stack: StackInfo, tokens: dict[str, str], catalogue: Catalogue
 ) -> None:
-    client = await make_shim()
     token = tokens["alice"]
     missing = "00000000-0000-0000-0000-000000000000"
     not_found = {"itemNotFound": {"code": 404, "message": "Image not found."}}
@@ -532,9 +506,8 @@ UNAUTHORIZED = {
 
 
 async def test_missing_and_invalid_tokens_get_keystones_401(
-    make_shim: MakeShim, real_stack: StackInfo
+    client: Client, real_stack: StackInfo
 ) -> None:
-    client = await make_shim()
     for token in (None, "not-a-valid-token"):
         status, headers, body = await get_json(client, "/v2.1/images/detail", token)
         assert (status, body) == (401, UNAUTHORIZED)
@@ -583,7 +556,7 @@ async def test_glance_down_is_a_503_with_retry_after(
     ],
 )  # fmt: skip
 async def test_microversions(
-    make_shim: MakeShim,
+    client: Client,
     tokens: dict[str, str],
     catalogue: Catalogue,
     headers: dict[str, str],
@@ -591,7 +564,6 @@ async def test_microversions(
     body: Any,
     echo: str | None,
 ) -> None:
-    client = await make_shim()
     image_id = catalogue.ids["cirros-active"]
     code, answer_headers, answer = await get_json(
         client, f"/v2.1/images/{image_id}", tokens["alice"], **headers
@@ -646,9 +618,8 @@ async def test_microversion_cap_off_serves_modern_versions(
     ],
 )
 async def test_unroutable_image_paths_get_a_json_404(
-    make_shim: MakeShim, tokens: dict[str, str], method: str, path: str
+    client: Client, tokens: dict[str, str], method: str, path: str
 ) -> None:
-    client = await make_shim()
     async with client.request(method, path, headers={"X-Auth-Token": tokens["alice"]}) as response:
         assert response.status == 404
         assert response.headers["Content-Type"] == FAULT_JSON
@@ -659,9 +630,8 @@ async def test_unroutable_image_paths_get_a_json_404(
 
 
 async def test_double_slashes_are_merged_not_redirected(
-    make_shim: MakeShim, tokens: dict[str, str], catalogue: Catalogue
+    client: Client, tokens: dict[str, str], catalogue: Catalogue
 ) -> None:
-    client = await make_shim()
     status, _, body = await get_json(client, "/v2.1//images?limit=3", tokens["alice"])
     assert status == 200
     assert [image["id"] for image in body["images"]] == catalogue.listings["alice"][:3]
@@ -705,9 +675,8 @@ async def test_links_use_public_url_and_trusted_forwarded_headers_only(
 
 
 async def test_a_client_preferring_novas_vendor_type_gets_it(
-    make_shim: MakeShim, tokens: dict[str, str], catalogue: Catalogue
+    client: Client, tokens: dict[str, str], catalogue: Catalogue
 ) -> None:
-    client = await make_shim()
     vendor = "application/vnd.openstack.compute+json"
     image_id = catalogue.ids["cirros-active"]
     for path in (f"/v2.1/images/{image_id}", "/v2.1/images/detail?limit=2", "/v2.1/images"):

@@ -57,12 +57,8 @@ def test_alice_sees_her_images_and_not_bobs_private(
         "public-admin", "public-admin-deactivated", "private-b", "shared-b-accepted",
         "community-b", "shared-a-accepted",
     }  # fmt: skip
-    resp = request(
-        "GET",
-        f"{glance_api.stack.glance_url}/v2/images/{catalogue.ids['private-b']}",
-        token=glance_api.stack.token("alice"),
-    )
-    assert resp.status == 404
+    private_b = f"/v2/images/{catalogue.ids['private-b']}"
+    assert glance_api.call("alice", "GET", private_b).status == 404
 
 
 def test_dave_sees_either_project(catalogue: Catalogue, glance_api: GlanceApi) -> None:
@@ -117,12 +113,8 @@ def test_catalogue_shapes(catalogue: Catalogue, glance_api: GlanceApi) -> None:
     assert images["cirros-ami"]["kernel_id"] == catalogue.ids["cirros-kernel"]
     pending = glance_api.list_images("bob", member_status="pending")
     assert catalogue.ids["shared-a-pending"] in {image["id"] for image in pending}
-    resp = request(
-        "GET",
-        f"{glance_api.stack.glance_url}/v2/images/{catalogue.ids['deleted-via-api']}",
-        token=glance_api.stack.token("admin"),
-    )
-    assert resp.status == 404
+    deleted = f"/v2/images/{catalogue.ids['deleted-via-api']}"
+    assert glance_api.call("admin", "GET", deleted).status == 404
 
 
 def test_scratch_images_are_purged(scratch_images: ScratchImages, glance_api: GlanceApi) -> None:
