@@ -91,15 +91,14 @@ def call(url: str, token: str | None, agent: str) -> int:
 
 
 def scrape(metrics_url: str) -> dict[str, float]:
-    """Unlabelled samples of the shim's own /metrics, by name."""
+    """The samples of the shim's own /metrics by name, summed over their labels."""
     with urllib.request.urlopen(f"{metrics_url}/metrics", timeout=10) as response:
         text = response.read().decode()
-    return {
-        sample.name: sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if not sample.labels
-    }
+    sums: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            sums[sample.name] = sums.get(sample.name, 0.0) + sample.value
+    return sums
 
 
 def wait_scraped(metrics_url: str, name: str, value: float, proc_log: Path) -> None:
@@ -200,11 +199,14 @@ def scenario(
         send("/v2.1/images/detail", alice, SDK, GLANCE_DOWN_CALLS, "/v2.1/images/detail", "503",
              ("openstacksdk", demo_a), GLANCE_DOWN_PAUSE)  # fmt: skip
         finished = time.time()
+        total = sum(sent.values())
+        # A worker counts a request just after the answer's last byte left, so one killed
+        # the moment its answer arrived could take that count with it: wait for them all.
+        wait_scraped(metrics_url, "nova_image_shim_requests_total", total, log)
         # A worker dies; the master replaces it.
         os.kill(worker_pids(shim.pid)[0], signal.SIGKILL)
         wait_scraped(metrics_url, "nova_image_shim_worker_restarts_total", 1, log)
         wait_scraped(metrics_url, "nova_image_shim_workers", WORKERS, log)
-        total = sum(sent.values())
         prometheus.wait_for(
             f'sum(nova_image_shim_requests_total{{job="{JOB}"}})', lambda v: v == total
         )
