@@ -1,5 +1,5 @@
-"""Network odds and ends for fault tests: a port nobody listens on, pool occupancy, raw
-connections."""
+"""Network odds and ends for the tests: a free port, a port nobody listens on, pool
+occupancy, raw connections."""
 
 from __future__ import annotations
 
@@ -12,12 +12,16 @@ import aiohttp
 from yarl import URL
 
 
-def refused_url(host: str = "127.0.0.1") -> URL:
-    """An http URL whose port was just bound and released, so connecting is refused."""
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on *host* that was free a moment ago (bound and released)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
-        port = sock.getsockname()[1]
-    return URL.build(scheme="http", host=host, port=port)
+        return int(sock.getsockname()[1])
+
+
+def refused_url(host: str = "127.0.0.1") -> URL:
+    """An http URL whose port was just bound and released, so connecting is refused."""
+    return URL.build(scheme="http", host=host, port=free_port(host))
 
 
 def acquired_connections(connector: aiohttp.BaseConnector) -> int:

@@ -28,16 +28,11 @@ from yarl import URL
 from tests.fakes import RecordingUpstream
 from tests.fakes.entry import spawn_shim
 from tests.fakes.logs import assert_free_of
+from tests.fakes.net import free_port
 
 TOKEN = "tok-process-test-3b9f1e2d7c-secret"
 START_TIMEOUT = 15.0
 Event = dict[str, Any]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class ShimProcess:

@@ -7,9 +7,7 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import ssl
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +16,9 @@ import pytest
 
 from shim.settings import Settings, SettingsError
 from shim.tls import UpstreamTrust
+from tests.fakes.entry import spawn_shim
+from tests.fakes.net import free_port
 from tests.stack.tls import Pki
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def pem_cases(pki: Pki, tmp: Path) -> dict[str, tuple[dict[str, str], str]]:
@@ -102,19 +100,9 @@ def test_good_files_are_accepted(pki: Pki) -> None:
     )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def run_shim(env: dict[str, str]) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "shim",
-        cwd=REPO_ROOT,
-        env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO_ROOT), **env},
+    return await spawn_shim(
+        env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         start_new_session=True,
