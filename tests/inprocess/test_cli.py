@@ -11,22 +11,20 @@ cannot be imported: the child runs the real entry point behind an import hook th
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, Final
 
 import pytest
 
 from shim import __version__
 from shim.settings import SPECS
+from tests.fakes.entry import REPO_ROOT, shim_env
+from tests.fakes.net import free_port
 
-REPO_ROOT: Final = Path(__file__).resolve().parents[2]
 TIMEOUT: Final = 30.0
 ATTEMPT: Final = "import of shim.legacy._render attempted"
 # The real entry point, on an installation built without the C renderer.
@@ -44,12 +42,6 @@ sys.exit(main())
 """
 
 
-def _environment(env: Mapping[str, str]) -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("SHIM_")}
-    base.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    return {**base, "PYTHONPATH": str(REPO_ROOT), **env}
-
-
 def _command(args: list[str], *, without_c: bool) -> list[str]:
     if without_c:
         return [sys.executable, "-c", WITHOUT_C, *args]
@@ -62,7 +54,7 @@ def run_cli(
     """Run a command that exits on its own (bad settings, --help, --version)."""
     return subprocess.run(
         _command(list(args), without_c=without_c),
-        env=_environment(env),
+        env=shim_env(env),
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -71,26 +63,20 @@ def run_cli(
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def start_and_stop(
     env: Mapping[str, str], *, without_c: bool = False
 ) -> tuple[list[dict[str, Any]], str]:
     """Start the shim (one worker), read its log until it listens, SIGTERM it; the JSON
     events and stderr. Nothing calls an upstream, so an unreachable Glance URL does."""
     settings = {
-        "SHIM_LISTEN": f"127.0.0.1:{_free_port()}",
+        "SHIM_LISTEN": f"127.0.0.1:{free_port()}",
         "SHIM_METRICS_LISTEN": "off",
         "SHIM_WORKERS": "1",
         **env,
     }
     proc = subprocess.Popen(
         _command([], without_c=without_c),
-        env=_environment(settings),
+        env=shim_env(settings),
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
