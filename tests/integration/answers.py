@@ -8,7 +8,6 @@ a ``/v2.1`` request (none on ``/v2``, docs/nova.md §2.3-§2.4).
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -17,9 +16,10 @@ import orjson
 from aiohttp.test_utils import TestClient
 from multidict import CIMultiDictProxy
 
+from tests.integration.parity import REQUEST_ID
+
 Client = TestClient[Any, Any]
 FAULT_TYPE: Final = "application/json; charset=UTF-8"
-_REQUEST_ID: Final = re.compile(r"req-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _UNSET: Final = object()
 
 
@@ -77,7 +77,7 @@ def check_headers(answer: Answer, content_type: str, version: str | None) -> Non
     headers = answer.headers
     assert headers["Content-Type"] == content_type
     request_id = headers["x-openstack-request-id"]
-    assert _REQUEST_ID.fullmatch(request_id), request_id
+    assert REQUEST_ID.fullmatch(request_id), request_id
     assert headers.getall("x-compute-request-id") == [request_id]
     if version is None:
         assert "OpenStack-API-Version" not in headers

@@ -11,11 +11,10 @@ import pytest
 from yarl import URL
 
 from tests.integration.conftest import MakeShim
+from tests.integration.parity import REQUEST_ID
 from tests.stack.info import StackInfo
 
 pytestmark = pytest.mark.integration
-
-REQUEST_ID = r"req-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
 
 @pytest.mark.parametrize("client_sends_one", [True, False])
@@ -31,11 +30,11 @@ async def test_novas_log_joins_the_shims_request_id_to_its_own(
         assert response.status == 200
         novas = response.headers.getall("x-openstack-request-id")
     assert len(novas) == 1
-    assert re.fullmatch(REQUEST_ID, novas[0])
+    assert REQUEST_ID.fullmatch(novas[0])
     assert novas[0] != ours  # the client sees Nova's own id, as without the shim
     # Nova logs "[<global request id> <its own id> ...]": the global one is the shim's,
     # never "None" (which is what Nova logs when no id reaches it).
-    line = re.compile(rf"\[({REQUEST_ID}|None) {novas[0]} ")
+    line = re.compile(rf"\[({REQUEST_ID.pattern}|None) {novas[0]} ")
     log = real_stack.logs["nova"]
     async with asyncio.timeout(10):
         while not (found := line.search(log.read_text(errors="replace"))):
