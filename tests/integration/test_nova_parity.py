@@ -602,13 +602,15 @@ def test_metadata_verbs_quota_and_delete(
                        user="alice", body=write.body, raw_body=write.raw_body,
                        headers=write.headers, query=query)  # fmt: skip
         nova_req = replace(shim_req, path=shim_req.path.replace(shim_image, nova_image))
-        extra = {}
         if write.method != "GET" and "visibility" in dict(write.fields):
-            extra["visibility_before"] = fields["visibility"]
-        _, _, verdict = differ.check(
-            shim_req, nova_request=nova_req, twins={nova_image: shim_image}, extra=extra or None
-        ) if not extra else _check_with_state(differ, twins, shim_req, nova_req, nova_image,
-                                              shim_image, extra)  # fmt: skip
+            extra = {"visibility_before": fields["visibility"]}
+            _, _, verdict = _check_with_state(
+                differ, twins, shim_req, nova_req, nova_image, shim_image, extra
+            )
+        else:
+            _, _, verdict = differ.check(
+                shim_req, nova_request=nova_req, twins={nova_image: shim_image}
+            )
         counts[verdict.deviation or ("same" if verdict.same else "undeclared")] += 1
     failures = _LEDGERS[differ.mode].failures[before:]
     assert not failures, f"{len(failures)} undeclared difference(s):\n" + "\n".join(failures[:8])
