@@ -13,10 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import pytest
-from pytest_aiohttp import AiohttpClient, AiohttpServer
 
-from shim.app import create_app
-from shim.settings import Settings
 from tests.fakes import RecordingUpstream, Reply
 from tests.integration.answers import (
     Answer,
@@ -26,7 +23,7 @@ from tests.integration.answers import (
     send,
     version_for,
 )
-from tests.integration.conftest import MakeShim
+from tests.integration.conftest import IMG, MakeShim, ShimOverFake
 from tests.stack.fixtures import ScratchImages
 from tests.stack.info import StackInfo
 from tests.stack.rest import request
@@ -195,7 +192,6 @@ async def test_delete_without_a_token_is_401_and_reaches_nothing(deleter: Delete
 # ---------------------------------------------------------------------------------------
 # A recording fake Glance
 
-IMG: Final = "5b3a1c2d-0e4f-4a6b-8c9d-1e2f3a4b5c6d"
 IMAGE_PATH: Final = f"/v2/images/{IMG}"
 RECORD: Final = {
     "id": IMG,
@@ -206,30 +202,14 @@ RECORD: Final = {
 }
 
 
-async def shim_over(
-    aiohttp_server: AiohttpServer,
-    aiohttp_client: AiohttpClient,
-    delete: Reply,
-    **overrides: Any,
-) -> tuple[Client, RecordingUpstream]:
-    fake = RecordingUpstream()
-    fake.on(IMAGE_PATH, Reply.json(RECORD), method="GET")
-    fake.on(IMAGE_PATH, delete, method="DELETE")
-    server = await aiohttp_server(fake.app)
-    settings = Settings(
-        glance_url=server.make_url("/"), metrics_listen=None, workers=1, **overrides
-    )
-    return await aiohttp_client(create_app(settings)), fake
-
-
 def deletes(fake: RecordingUpstream) -> int:
     return sum(1 for r in fake.requests if r.method == "DELETE" and r.raw_path == IMAGE_PATH)
 
 
 async def test_delete_sends_the_callers_token_and_request_id(
-    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient
+    shim_over_fake: ShimOverFake,
 ) -> None:
-    client, fake = await shim_over(aiohttp_server, aiohttp_client, Reply(status=204))
+    client, fake = await shim_over_fake(RECORD, ("DELETE", Reply(status=204)))
     answer = await send(client, "DELETE", f"/v2.1/images/{IMG}", "tok")
     expect_empty(answer)
     # One call, no GET before it (nova.md §8).
@@ -239,9 +219,7 @@ async def test_delete_sends_the_callers_token_and_request_id(
     assert sent.header("X-Openstack-Request-Id") == answer.headers["x-openstack-request-id"]
 
 
-async def test_glance_409_on_delete_is_409(
-    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient
-) -> None:
+async def test_glance_409_on_delete_is_409(shim_over_fake: ShimOverFake) -> None:
     """contract.md D4: Glance's 409 (image in use by a store, or with snapshots) → 409, not 500."""
     conflict = Reply.json(
         {
@@ -252,7 +230,7 @@ async def test_glance_409_on_delete_is_409(
         },
         status=409,
     )
-    client, fake = await shim_over(aiohttp_server, aiohttp_client, conflict)
+    client, fake = await shim_over_fake(RECORD, ("DELETE", conflict))
     answer = await send(client, "DELETE", f"/v2.1/images/{IMG}", "tok")
     expect_fault(
         answer,
@@ -279,12 +257,12 @@ async def test_glance_409_on_delete_is_409(
 )
 @pytest.mark.parametrize("warm", [False, True], ids=["fresh", "reused-connection"])
 async def test_failed_delete_is_503_after_exactly_one_attempt(
-    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient, failure: Reply, warm: bool
+    shim_over_fake: ShimOverFake, failure: Reply, warm: bool
 ) -> None:
     """contract.md D11: no blind retry of a write, neither the shim's own nor aiohttp's replay of an
     idempotent request on a broken keep-alive connection (docs/proxying.md §6)."""
-    client, fake = await shim_over(
-        aiohttp_server, aiohttp_client, failure, glance_timeout=0.5, retry_after=7
+    client, fake = await shim_over_fake(
+        RECORD, ("DELETE", failure), glance_timeout=0.5, retry_after=7
     )
     if warm:  # leave a pooled keep-alive connection to the fake for the DELETE to reuse
         shown = await send(client, "GET", f"/v2.1/images/{IMG}", "tok")

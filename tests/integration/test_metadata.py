@@ -17,10 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Final
 
 import pytest
-from pytest_aiohttp import AiohttpClient, AiohttpServer
 
-from shim.app import create_app
-from shim.settings import Settings
 from tests.fakes import RecordingUpstream, Reply
 from tests.integration import expected
 from tests.integration.answers import (
@@ -32,7 +29,7 @@ from tests.integration.answers import (
     send,
     version_for,
 )
-from tests.integration.conftest import MakeShim
+from tests.integration.conftest import IMG, MakeShim, ShimOverFake
 from tests.stack.fixtures import ScratchImages
 from tests.stack.info import StackInfo
 from tests.stack.rest import JsonObject
@@ -796,7 +793,6 @@ async def test_request_id_is_kept_and_the_same_on_both_headers(
 # ---------------------------------------------------------------------------------------
 # What the real Glance cannot produce: a recording fake Glance
 
-IMG: Final = "5b3a1c2d-0e4f-4a6b-8c9d-1e2f3a4b5c6d"
 FAKE_RECORD: Final = {
     "id": IMG,
     "name": "fake",
@@ -824,25 +820,6 @@ FAKE_RECORD: Final = {
     "old": "1",
     "os_glance_failed_import": "",
 }
-ShimOverFake = Callable[..., Awaitable[tuple[Client, RecordingUpstream]]]
-
-
-@pytest.fixture
-def shim_over_fake(aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient) -> ShimOverFake:
-    async def make(
-        *replies: tuple[str, Reply], **overrides: Any
-    ) -> tuple[Client, RecordingUpstream]:
-        fake = RecordingUpstream()
-        fake.on(f"/v2/images/{IMG}", Reply.json(FAKE_RECORD), method="GET")
-        for method, reply in replies:
-            fake.on(f"/v2/images/{IMG}", reply, method=method)
-        server = await aiohttp_server(fake.app)
-        settings = Settings(
-            glance_url=server.make_url("/"), metrics_listen=None, workers=1, **overrides
-        )
-        return await aiohttp_client(create_app(settings)), fake
-
-    return make
 
 
 def image_calls(fake: RecordingUpstream) -> list[str]:
@@ -860,7 +837,7 @@ def patches(fake: RecordingUpstream) -> list[Any]:
 async def test_each_write_is_one_json_patch_of_properties_only(
     shim_over_fake: ShimOverFake,
 ) -> None:
-    client, fake = await shim_over_fake(("PATCH", Reply.json(FAKE_RECORD)))
+    client, fake = await shim_over_fake(FAKE_RECORD, ("PATCH", Reply.json(FAKE_RECORD)))
     path = f"/v2.1/images/{IMG}/metadata"
     cases: list[tuple[str, str, Any, list[Any]]] = [
         (
@@ -958,7 +935,7 @@ async def test_patch_failures_after_the_read(
     shim_over_fake: ShimOverFake, reply: Reply, status: int, name: str, message: str
 ) -> None:
     """The image changed or vanished between the read and the PATCH, or Glance went away."""
-    client, fake = await shim_over_fake(("PATCH", reply))
+    client, fake = await shim_over_fake(FAKE_RECORD, ("PATCH", reply))
     answer = await send(client, "DELETE", f"/v2.1/images/{IMG}/metadata/old", "tok")
     expect_fault(answer, status, name, message)
     assert image_calls(fake) == ["GET", "PATCH"]
