@@ -5,20 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import sys
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, Final
 
+from tests.fakes.entry import spawn_shim
 from tests.fakes.net import refused_url
 from tests.stack.info import StackInfo
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 30.0
 Event = dict[str, Any]
-SHIM_CLI: Final = (sys.executable, "-m", "shim")
 ONE_WORKER_ON_FREE_PORTS: Final = {
     "SHIM_LISTEN": "127.0.0.1:0",
     "SHIM_METRICS_LISTEN": "127.0.0.1:0",
@@ -30,15 +26,8 @@ ONE_WORKER_ON_FREE_PORTS: Final = {
 async def run_shim(env: Mapping[str, str], *, until_listening: bool) -> tuple[int, list[Event]]:
     """Run ``python -m shim`` on free ports with *env*; stop it (SIGTERM) once it listens,
     or let it exit by itself. Its exit status and JSON log lines."""
-    inherited = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith("SHIM_") and name != "PROMETHEUS_MULTIPROC_DIR"
-    }
-    proc = await asyncio.create_subprocess_exec(
-        *SHIM_CLI,
-        cwd=REPO_ROOT,
-        env={**inherited, "PYTHONPATH": str(REPO_ROOT), **ONE_WORKER_ON_FREE_PORTS, **env},
+    proc = await spawn_shim(
+        {**ONE_WORKER_ON_FREE_PORTS, **env},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
     )
