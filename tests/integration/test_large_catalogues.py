@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 import pytest
 
+from tests.fakes.net import free_port
 from tests.integration.test_read_api import get_json
 from tests.shim_fixtures import MakeShim
 from tests.stack.fixtures import BulkImages
@@ -53,12 +54,6 @@ async def test_over_a_thousand_images(
     assert "images_links" not in body
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _peak_rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -68,7 +63,7 @@ def _peak_rss_kib(pid: int) -> int:
 
 @pytest.fixture
 def shim_process(real_stack: StackInfo) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "SHIM_GLANCE_URL": real_stack.glance_url,
