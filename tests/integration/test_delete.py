@@ -26,7 +26,6 @@ from tests.integration.answers import (
 from tests.integration.conftest import IMG, MakeShim, ShimOverFake
 from tests.stack.fixtures import ScratchImages
 from tests.stack.info import StackInfo
-from tests.stack.rest import request
 from tests.stack.seed import GlanceApi, set_status
 
 pytestmark = pytest.mark.integration
@@ -63,9 +62,8 @@ class Deleter:
 
     async def glance_status(self, image_id: str) -> int:
         """What Glance answers the admin for ``GET /v2/images/{id}``: 200, or 404 once deleted."""
-        url = f"{self.stack.glance_url}/v2/images/{image_id}"
-        token = self.stack.token("admin")
-        response = await asyncio.to_thread(request, "GET", url, token=token)
+        path = f"/v2/images/{image_id}"
+        response = await asyncio.to_thread(self.scratch.api.call, "admin", "GET", path)
         return response.status
 
 
