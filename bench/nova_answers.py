@@ -6,8 +6,8 @@ Each answer is written twice with the same bytes: ``<key>.json`` (nginx serves i
 was relayed before links were kept). Links name the canned upstream's own address, as Nova's
 do behind a proxy, so the JSON variant has every ``href`` to rewrite.
 
-Sizes: ``small`` is one flavor (about 0.5 KB, two links), ``large`` a detailed server list of
-200 (about 0.4 MB, held whole and rewritten), ``huge`` one of 1000 (about 2 MB: above the
+Sizes: ``small`` is one flavor (357 bytes, two links), ``large`` a detailed server list of
+200 (about 0.3 MB, held whole and rewritten), ``huge`` one of 1000 (about 1.5 MB: above the
 1 MiB bound, rewritten as it streams). Rendered with ``json.dumps`` defaults, as Nova does.
 """
 
