@@ -114,7 +114,8 @@ def _document(key: str, base: str) -> dict[str, Any]:
 
 
 def write_nova_answers(root: Path, nova_base: str) -> dict[str, NovaAnswer]:
-    """Write ``root/nova/<key>.json`` and ``.bin`` for every size; links name *nova_base*."""
+    """Write ``root/nova/<key>.json`` and ``.bin`` for every size, links naming *nova_base*,
+    and ``root/nova/versions.json``."""
     folder = root / "nova"
     folder.mkdir(parents=True, exist_ok=True)
     answers: dict[str, NovaAnswer] = {}
@@ -124,4 +125,7 @@ def write_nova_answers(root: Path, nova_base: str) -> dict[str, NovaAnswer]:
         (folder / f"{key}.json").write_bytes(body)
         (folder / f"{key}.bin").write_bytes(body)
         answers[key] = NovaAnswer(key, label, next(iter(document)), len(body))
+    # What the shim's start-up check reads to recognise Nova (Nova's GET /, trimmed).
+    versions = {"versions": [{"id": "v2.1", "status": "CURRENT", "min_version": "2.1"}]}
+    (folder / "versions.json").write_text(json.dumps(versions), encoding="utf-8")
     return answers
