@@ -483,11 +483,9 @@ class Run:
                 "",
                 f"Before: {there.describe()}. After: {here.describe()}.",
                 "",
-                f"Closed loop: wrk, {o.connections} connections, {o.duration} s per cell, "
-                f"{o.rounds} interleaved round(s), the order alternating. Each shim: 1 worker on "
-                f"CPUs {o.server_cpus}; wrk CPUs {o.load_cpus}; nginx CPUs {o.upstream_cpus}. "
-                f"Event loop: {self.shim_loop}; SHIM_LOG_LEVEL={o.log_level}. CPU is the shim "
-                "process's own, per request.",
+                self._one_worker("Each shim", ", the order alternating")
+                + f" Event loop: {self.shim_loop}; SHIM_LOG_LEVEL={o.log_level}. CPU is the "
+                "shim process's own, per request.",
                 "",
                 against.table(self.results, labels, "w1"),
             ]
@@ -506,7 +504,7 @@ class Run:
                 )
 
     def render_tls(self, env: dict[str, str]) -> str:
-        o, r = self.o, self.results
+        r = self.results
         rows = []
         for kind in TLS_KINDS:
             plain, secure = (f"w1/closed/{kind}/{key}" for key in ("shim", "shim-tls"))
@@ -521,11 +519,7 @@ class Run:
                     report.percent(p50[1], p50[0]),
                 ]
             )
-        setup = (
-            f"Closed loop: wrk, {o.connections} connections, {o.duration} s per cell, median "
-            f"of {o.rounds} interleaved round(s); shim CPUs {o.server_cpus}, nginx CPUs "
-            f"{o.upstream_cpus}, wrk CPUs {o.load_cpus}. Event loop: shim {self.shim_loop}."
-        )
+        setup = self._one_worker("Each shim") + f" Event loop: {self.shim_loop}."
         kinds = [(k, self.kinds[k].label) for k in TLS_KINDS]
         side = report.side_by_side(r, kinds, "w1")
         change = report.table(["request", "req/s", "CPU s/1k req", "p50"], rows)
@@ -550,9 +544,7 @@ class Run:
                 [
                     self._machine(env),
                     "",
-                    f"Closed loop: wrk, {o.connections} connections, {o.duration} s per cell, "
-                    f"median of {o.rounds} interleaved round(s). Shim: 1 worker on CPUs "
-                    f"{o.server_cpus}; wrk CPUs {o.load_cpus}; nginx CPUs {o.upstream_cpus}.",
+                    self._one_worker("Shim"),
                     "",
                     *links,
                 ]
@@ -602,6 +594,15 @@ class Run:
             *links,
         ]
         return self._finish(lines)
+
+    def _one_worker(self, servers: str, rounds: str = "") -> str:
+        """How the cells of a one-worker mode (--links-only, --tls, --against) ran."""
+        o = self.o
+        return (
+            f"Closed loop: wrk, {o.connections} connections, {o.duration} s per cell, median of "
+            f"{o.rounds} interleaved round(s){rounds}. {servers}: 1 worker on CPUs "
+            f"{o.server_cpus}; wrk CPUs {o.load_cpus}; nginx CPUs {o.upstream_cpus}."
+        )
 
     @staticmethod
     def _machine(env: dict[str, str]) -> str:
