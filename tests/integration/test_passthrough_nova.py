@@ -5,7 +5,7 @@ The shim is served like production (``tests.fakes.serving.running``) in gateway 
 Nova itself can produce them (request bodies and methods, Expect: 100-continue, repeated
 response headers, 204 answers, pipelining, encoded path segments). What Nova cannot
 produce — resets, stalls, byte-exact bodies, huge uploads, slow clients, cookies — stays
-with the recording upstream in ``test_passthrough.py``.
+with the recording upstream in ``tests/inprocess/test_passthrough.py``.
 """
 
 from __future__ import annotations
