@@ -33,7 +33,7 @@ from tests.integration.conftest import IMG, MakeShim, ShimOverFake
 from tests.stack.fixtures import ScratchImages
 from tests.stack.info import StackInfo
 from tests.stack.rest import JsonObject
-from tests.stack.seed import GlanceApi
+from tests.stack.seed import PATCH_TYPE, GlanceApi
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +51,6 @@ LIMIT_EXCEEDED: Final = "Image metadata limit exceeded"
 # contract.md D6, as named in the issue; the test adds a few more of the schema's base properties.
 CORE_KEYS: Final = ("name", "visibility", "min_ram", "protected", "tags", "status", "os_hidden")
 CORE_KEYS_MORE: Final = ("owner", "size", "checksum", "stores", "locations", "id", "self")
-PATCH_TYPE: Final = "application/openstack-images-v2.1-json-patch"
 
 
 class Glance:
