@@ -23,7 +23,7 @@ from tests.integration.answers import (
     send,
     version_for,
 )
-from tests.integration.conftest import IMG, MakeShim, ShimOverFake
+from tests.integration.conftest import IMG, MakeShim, ShimOverFake, active_scratch_image
 from tests.stack.fixtures import ScratchImages
 from tests.stack.info import StackInfo
 from tests.stack.seed import GlanceApi, set_status
@@ -47,10 +47,7 @@ class Deleter:
 
     async def image(self, owner: str = "alice", **fields: Any) -> str:
         """The id of a new scratch image of *owner*'s with 1 KiB of data: active, sized."""
-        fields.setdefault("disk_format", "raw")
-        fields.setdefault("container_format", "bare")
-        image = await asyncio.to_thread(self.scratch, owner, data=b"x" * 1024, **fields)
-        image_id: str = image["id"]
+        image_id: str = (await active_scratch_image(self.scratch, owner, **fields))["id"]
         return image_id
 
     async def delete(

@@ -29,7 +29,7 @@ from tests.integration.answers import (
     send,
     version_for,
 )
-from tests.integration.conftest import IMG, MakeShim, ShimOverFake
+from tests.integration.conftest import IMG, MakeShim, ShimOverFake, active_scratch_image
 from tests.stack.fixtures import ScratchImages
 from tests.stack.info import StackInfo
 from tests.stack.rest import JsonObject
@@ -62,9 +62,7 @@ class Glance:
 
     async def image(self, owner: str = "alice", **fields: Any) -> JsonObject:
         """A scratch image (purged after the test) with 1 KiB of data: active, sized."""
-        fields.setdefault("disk_format", "raw")
-        fields.setdefault("container_format", "bare")
-        return await asyncio.to_thread(self.scratch, owner, data=b"x" * 1024, **fields)
+        return await active_scratch_image(self.scratch, owner, **fields)
 
     async def record(self, image_id: str, user: str = "admin") -> JsonObject:
         """The whole Glance record (``GET /v2/images/{id}``)."""
