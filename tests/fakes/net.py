@@ -1,22 +1,16 @@
-"""Network odds and ends for the tests: a free port, a port nobody listens on, pool
-occupancy, raw connections."""
+"""Network odds and ends for the tests: a port nobody listens on, pool occupancy, raw
+connections. (A free port: `tests.stack.procs.free_port`.)"""
 
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import aiohttp
 from yarl import URL
 
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port on *host* that was free a moment ago (bound and released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+from tests.stack.procs import free_port
 
 
 def refused_url(host: str = "127.0.0.1") -> URL:

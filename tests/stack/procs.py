@@ -74,7 +74,7 @@ def run_logged(
         raise StackError(f"exit {result.returncode}: {' '.join(argv)}\n{tail(log)}")
 
 
-def free_port(host: str) -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     """A port the kernel just handed out; the server binds it a moment later."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
