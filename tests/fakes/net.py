@@ -1,13 +1,15 @@
 """Network odds and ends for the tests: a port nobody listens on, pool occupancy, raw
-connections. (A free port: `tests.stack.procs.free_port`.)"""
+connections, URLs sent as written. (A free port: `tests.stack.procs.free_port`.)"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import aiohttp
+from aiohttp.test_utils import TestClient
 from yarl import URL
 
 from tests.stack.procs import free_port
@@ -16,6 +18,12 @@ from tests.stack.procs import free_port
 def refused_url(host: str = "127.0.0.1") -> URL:
     """An http URL whose port was just bound and released, so connecting is refused."""
     return URL.build(scheme="http", host=host, port=free_port(host))
+
+
+def as_written(client: TestClient[Any, Any], path: str) -> URL:
+    """*path* on *client*'s server, sent exactly as written: a client-side URL parser would
+    resolve dots and re-encode it."""
+    return URL(str(client.make_url("")).rstrip("/") + path, encoded=True)
 
 
 def acquired_connections(connector: aiohttp.BaseConnector) -> int:
