@@ -293,7 +293,6 @@ class NovaServer:
 
     url: str  # http://127.0.0.1:PORT (no version)
     port: int
-    dirs: nova.NovaDirs
     proc: subprocess.Popen[bytes]
     ready_seconds: float
 
@@ -316,7 +315,7 @@ class _PendingNova:
         url = f"http://{HOST}:{self.port}"
         logs = [self.dirs.server_log, self.dirs.app_log]
         seconds = wait_ready("nova", f"{url}/", self.proc, logs)
-        return NovaServer(url, self.port, self.dirs, self.proc, seconds)
+        return NovaServer(url, self.port, self.proc, seconds)
 
 
 def _spawn_nova(paths: StackPaths, dirs: nova.NovaDirs, run_dir: Path) -> _PendingNova:
