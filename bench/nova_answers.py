@@ -6,8 +6,8 @@ Each answer is written twice with the same bytes: ``<key>.json`` (nginx serves i
 was relayed before links were kept). Links name the canned upstream's own address, as Nova's
 do behind a proxy, so the JSON variant has every ``href`` to rewrite.
 
-Sizes: ``small`` is one flavor (about 0.5 KB, two links), ``large`` a detailed server list of
-200 (about 0.4 MB, held whole and rewritten), ``huge`` one of 1000 (about 2 MB: above the
+Sizes: ``small`` is one flavor (357 bytes, two links), ``large`` a detailed server list of
+200 (about 0.3 MB, held whole and rewritten), ``huge`` one of 1000 (about 1.5 MB: above the
 1 MiB bound, rewritten as it streams). Rendered with ``json.dumps`` defaults, as Nova does.
 """
 
@@ -114,7 +114,8 @@ def _document(key: str, base: str) -> dict[str, Any]:
 
 
 def write_nova_answers(root: Path, nova_base: str) -> dict[str, NovaAnswer]:
-    """Write ``root/nova/<key>.json`` and ``.bin`` for every size; links name *nova_base*."""
+    """Write ``root/nova/<key>.json`` and ``.bin`` for every size, links naming *nova_base*,
+    and ``root/nova/versions.json``."""
     folder = root / "nova"
     folder.mkdir(parents=True, exist_ok=True)
     answers: dict[str, NovaAnswer] = {}
@@ -124,4 +125,7 @@ def write_nova_answers(root: Path, nova_base: str) -> dict[str, NovaAnswer]:
         (folder / f"{key}.json").write_bytes(body)
         (folder / f"{key}.bin").write_bytes(body)
         answers[key] = NovaAnswer(key, label, next(iter(document)), len(body))
+    # What the shim's start-up check reads to recognise Nova (Nova's GET /, trimmed).
+    versions = {"versions": [{"id": "v2.1", "status": "CURRENT", "min_version": "2.1"}]}
+    (folder / "versions.json").write_text(json.dumps(versions), encoding="utf-8")
     return answers

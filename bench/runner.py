@@ -440,35 +440,32 @@ class Run:
         if o.against:
             self.execute_small(self.against_phase)
             return
+        if o.tls_only:
+            self.execute_small(self.tls_phase, tls=True)
+            return
         _say(f"writing {o.images:,} canned Glance images to {self.work} ...")
         catalogue = write_catalogue(self.work / "root", o.images, SCALE_PAGES, (o.page_size,))
         self.kinds = cells.kinds(catalogue)
         _say(f"  {catalogue.bytes_written / 1e6:.0f} MB in {time.monotonic() - self.started:.1f} s")
-        self.nginx = start_nginx(
-            self.work / "nginx", self.work / "root", o.upstream_cpus, tls=o.tls_only
-        )
+        self.nginx = start_nginx(self.work / "nginx", self.work / "root", o.upstream_cpus)
         try:
-            if o.tls_only:
-                self.tls_phase()
-            else:
-                self.phase_one()
-            if o.two_workers and not o.tls_only:
+            self.phase_one()
+            if o.two_workers:
                 self.phase_two()
-            if not o.tls_only:
-                self.links_phase()
+            self.links_phase()
             self.notes_from_logs()
         finally:
             self.nginx.stop()
 
-    def execute_small(self, phase: Callable[[], None]) -> None:
+    def execute_small(self, phase: Callable[[], None], *, tls: bool = False) -> None:
         """One phase over at most 1 000 canned images: enough for its cells, and for the
-        shim's readiness probe, which reads an image page."""
+        shim's readiness probe, which reads an image page; with *tls* nginx serves HTTPS too."""
         o = self.o
         images = min(o.images, 1000)
         root = self.work / "root"
         catalogue = write_catalogue(root, images, SCALE_PAGES, (min(o.page_size, images),))
         self.kinds = cells.kinds(catalogue)
-        self.nginx = start_nginx(self.work / "nginx", root, o.upstream_cpus)
+        self.nginx = start_nginx(self.work / "nginx", root, o.upstream_cpus, tls=tls)
         try:
             phase()
             self.notes_from_logs()
@@ -486,11 +483,9 @@ class Run:
                 "",
                 f"Before: {there.describe()}. After: {here.describe()}.",
                 "",
-                f"Closed loop: wrk, {o.connections} connections, {o.duration} s per cell, "
-                f"{o.rounds} interleaved round(s), the order alternating. Each shim: 1 worker on "
-                f"CPUs {o.server_cpus}; wrk CPUs {o.load_cpus}; nginx CPUs {o.upstream_cpus}. "
-                f"Event loop: {self.shim_loop}; SHIM_LOG_LEVEL={o.log_level}. CPU is the shim "
-                "process's own, per request.",
+                self._one_worker("Each shim", ", the order alternating")
+                + f" Event loop: {self.shim_loop}; SHIM_LOG_LEVEL={o.log_level}. CPU is the "
+                "shim process's own, per request.",
                 "",
                 against.table(self.results, labels, "w1"),
             ]
@@ -509,7 +504,7 @@ class Run:
                 )
 
     def render_tls(self, env: dict[str, str]) -> str:
-        o, r = self.o, self.results
+        r = self.results
         rows = []
         for kind in TLS_KINDS:
             plain, secure = (f"w1/closed/{kind}/{key}" for key in ("shim", "shim-tls"))
@@ -524,19 +519,13 @@ class Run:
                     report.percent(p50[1], p50[0]),
                 ]
             )
-        machine = (
-            f"Machine: {env['nproc']} x {env['cpu']}; Python {env['python']}, aiohttp "
-            f"{env['aiohttp']}, uvloop {env['uvloop']}, nginx {env['nginx']}, {env['wrk']}."
-        )
-        setup = (
-            f"Closed loop: wrk, {o.connections} connections, {o.duration} s per cell, median "
-            f"of {o.rounds} interleaved round(s); shim CPUs {o.server_cpus}, nginx CPUs "
-            f"{o.upstream_cpus}, wrk CPUs {o.load_cpus}. Event loop: shim {self.shim_loop}."
-        )
+        setup = self._one_worker("Each shim") + f" Event loop: {self.shim_loop}."
         kinds = [(k, self.kinds[k].label) for k in TLS_KINDS]
         side = report.side_by_side(r, kinds, "w1")
         change = report.table(["request", "req/s", "CPU s/1k req", "p50"], rows)
-        return "\n".join([machine, setup, "", side, "", "HTTPS against HTTP:", "", change]) + "\n"
+        return self._finish(
+            [self._machine(env), setup, "", side, "", "HTTPS against HTTP:", "", change]
+        )
 
     def render(self, env: dict[str, str]) -> str:
         o = self.o
@@ -555,9 +544,7 @@ class Run:
                 [
                     self._machine(env),
                     "",
-                    f"Closed loop: wrk, {o.connections} connections, {o.duration} s per cell, "
-                    f"median of {o.rounds} interleaved round(s). Shim: 1 worker on CPUs "
-                    f"{o.server_cpus}; wrk CPUs {o.load_cpus}; nginx CPUs {o.upstream_cpus}.",
+                    self._one_worker("Shim"),
                     "",
                     *links,
                 ]
@@ -607,6 +594,15 @@ class Run:
             *links,
         ]
         return self._finish(lines)
+
+    def _one_worker(self, servers: str, rounds: str = "") -> str:
+        """How the cells of a one-worker mode (--links-only, --tls, --against) ran."""
+        o = self.o
+        return (
+            f"Closed loop: wrk, {o.connections} connections, {o.duration} s per cell, median of "
+            f"{o.rounds} interleaved round(s){rounds}. {servers}: 1 worker on CPUs "
+            f"{o.server_cpus}; wrk CPUs {o.load_cpus}; nginx CPUs {o.upstream_cpus}."
+        )
 
     @staticmethod
     def _machine(env: dict[str, str]) -> str:

@@ -2,7 +2,8 @@
 
 ``GET /v2/images?limit=L&marker=M`` serves ``pages/L/m_M.json`` (no ``limit``: Glance's 25),
 ``GET /v2/images/<id>`` serves ``images/<id>.json``, ``GET /v2/schemas/image(s)`` the schemas,
-``GET /nova/<key>.json|.bin`` the canned Nova answers (``nova_answers.py``).
+``GET /nova/<key>.json|.bin`` the canned Nova answers (``nova_answers.py``) and ``GET /`` Nova's
+version document.
 A request for a page that was not generated gets a Glance-style 404 and is logged to
 ``missing.log`` (the only access log), so a cell never silently measures error pages. A marker
 that is not UUID-shaped gets Glance's 400. ``/_bench/status`` (stub_status) counts requests, so
@@ -82,6 +83,7 @@ http {{
             return 404 '{_NOT_FOUND}';
         }}
         location /nova/ {{ try_files $uri @missing; }}
+        location = / {{ try_files /nova/versions.json @missing; }}
         location / {{
             access_log {prefix}/missing.log;
             return 404 '{_NOT_FOUND}';
