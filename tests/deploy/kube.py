@@ -1,9 +1,8 @@
 """Helpers for the deployment tests: paths, helm, strict YAML, schema validation.
 
 Validation is offline: core kinds go through kubernetes-validate's bundled strict schemas,
-the ServiceMonitor and PrometheusRule custom resources through subsets of their CRDs' own
-OpenAPI schemas (``schemas/servicemonitor-monitoring-v1.json``,
-``schemas/prometheusrule-monitoring-v1.json``). A kind with neither is an error, never
+the ServiceMonitor, PrometheusRule and HTTPRoute custom resources through subsets of their
+CRDs' own OpenAPI schemas (`CRD_SCHEMAS`, in ``schemas/``). A kind with neither is an error, never
 a silent pass (the kubernetes-validate command line only warns about unknown kinds).
 """
 
@@ -38,10 +37,11 @@ KUBE_VERSIONS = ("1.29.0", "1.37.0")
 IMAGE_UID = 10001
 
 Manifest = dict[str, Any]
-# Custom resources (monitoring.coreos.com/v1) validated against a subset of their CRD schema.
-CRD_SCHEMAS = {
-    "ServiceMonitor": "servicemonitor-monitoring-v1.json",
-    "PrometheusRule": "prometheusrule-monitoring-v1.json",
+# Custom resources validated against a subset of their CRD's schema: (apiVersion, kind) -> file.
+CRD_SCHEMAS: dict[tuple[object, object], str] = {
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitor-monitoring-v1.json",
+    ("monitoring.coreos.com/v1", "PrometheusRule"): "prometheusrule-monitoring-v1.json",
+    ("gateway.networking.k8s.io/v1", "HTTPRoute"): "httproute-gateway-v1.json",
 }
 
 
@@ -86,11 +86,6 @@ def load_yaml(path: Path) -> Any:
 
 
 @cache
-def servicemonitor_validator() -> jsonschema.protocols.Validator:
-    return custom_validator("servicemonitor-monitoring-v1.json")
-
-
-@cache
 def custom_validator(schema_file: str) -> jsonschema.protocols.Validator:
     """A strict validator from one of `SCHEMAS` (subsets of the CRDs' own schemas)."""
     schema = json.loads((SCHEMAS / schema_file).read_text("utf-8"))
@@ -103,15 +98,11 @@ def custom_validator(schema_file: str) -> jsonschema.protocols.Validator:
 def validation_errors(doc: Manifest, kube_version: str) -> list[str]:
     """Why *doc* is not a valid object for *kube_version*, strictly; empty when it is."""
     name = f"{doc.get('kind')}/{doc.get('metadata', {}).get('name')}"
-    if doc.get("apiVersion") == "monitoring.coreos.com/v1" and doc.get("kind") in CRD_SCHEMAS:
+    schema_file = CRD_SCHEMAS.get((doc.get("apiVersion"), doc.get("kind")))
+    if schema_file is not None:
         return [
             f"{name}: {'.'.join(map(str, error.absolute_path))}: {error.message}"
-            for error in custom_validator(CRD_SCHEMAS[doc["kind"]]).iter_errors(doc)
-        ]
-    if doc.get("kind") == "HTTPRoute":
-        return [
-            f"{name}: {'.'.join(map(str, error.absolute_path))}: {error.message}"
-            for error in custom_validator("httproute-gateway-v1.json").iter_errors(doc)
+            for error in custom_validator(schema_file).iter_errors(doc)
         ]
     try:
         kubernetes_validate.validate(doc, kube_version, strict=True)
@@ -181,6 +172,22 @@ def containers(pod_spec: Manifest) -> Iterator[Manifest]:
 
 def env_of(container: Manifest) -> dict[str, Any]:
     return {item["name"]: item for item in container.get("env", [])}
+
+
+def env_configmap(docs: Sequence[Manifest], container: Manifest) -> Manifest:
+    """The one ConfigMap of *docs* that *container* takes variables from (``envFrom``)."""
+    names = {ref["configMapRef"]["name"] for ref in container.get("envFrom", [])}
+    (configmap,) = (cm for cm in by_kind(docs, "ConfigMap") if cm["metadata"]["name"] in names)
+    return configmap
+
+
+def load_example(directory: str) -> list[Manifest]:
+    """Every manifest of one deploy/k8s example (a directory of YAML files)."""
+    return [
+        doc
+        for path in sorted((K8S_EXAMPLES / directory).glob("*.yaml"))
+        for doc in load_documents(path.read_text("utf-8"))
+    ]
 
 
 TLS_MOUNTS = "/etc/nova-image-shim/tls/"

@@ -31,12 +31,13 @@ from tests.deploy.kube import (
     Manifest,
     by_kind,
     containers,
+    custom_validator,
+    env_configmap,
     env_of,
     helm,
     load_documents,
     load_yaml,
     one,
-    servicemonitor_validator,
     template,
     validation_errors,
     with_test_tls_files,
@@ -89,9 +90,7 @@ def shim_container(docs: list[Manifest]) -> Manifest:
 
 def settings_configmap(docs: list[Manifest]) -> Manifest:
     """The ConfigMap of SHIM_* settings (a scenario may render a dashboard ConfigMap too)."""
-    names = {ref["configMapRef"]["name"] for ref in shim_container(docs).get("envFrom", [])}
-    (configmap,) = (cm for cm in by_kind(docs, "ConfigMap") if cm["metadata"]["name"] in names)
-    return configmap
+    return env_configmap(docs, shim_container(docs))
 
 
 def configmap_env(docs: list[Manifest]) -> dict[str, str]:
@@ -194,10 +193,11 @@ def test_strict_validation_is_not_vacuous(render: Render) -> None:
 
 
 def test_servicemonitor_schema_is_a_valid_schema() -> None:
-    schema = json.loads((SCHEMAS / "servicemonitor-monitoring-v1.json").read_text("utf-8"))
+    schema_file = "servicemonitor-monitoring-v1.json"
+    schema = json.loads((SCHEMAS / schema_file).read_text("utf-8"))
     jsonschema.Draft202012Validator.check_schema(schema)
     assert schema["properties"]["spec"]["required"] == ["endpoints", "selector"]
-    assert servicemonitor_validator().is_valid(schema) is False  # a schema is no monitor
+    assert custom_validator(schema_file).is_valid(schema) is False  # a schema is no monitor
 
 
 # -- properties ------------------------------------------------------------------------

@@ -16,12 +16,12 @@ import pytest
 from tests.deploy.kube import (
     CHART,
     DEPLOY,
-    K8S_EXAMPLES,
     KUBE_VERSIONS,
     Manifest,
     by_kind,
     containers,
     load_documents,
+    load_example,
     load_yaml,
     one,
     template,
@@ -162,11 +162,7 @@ def test_networkpolicy_needs_its_api_sources(helm_bin: Path) -> None:
 
 
 def test_gateway_example_networkpolicy_matches_its_deployment() -> None:
-    docs = [
-        doc
-        for path in sorted((K8S_EXAMPLES / "gateway").glob("*.yaml"))
-        for doc in load_documents(path.read_text("utf-8"))
-    ]
+    docs = load_example("gateway")
     policy = one(docs, "NetworkPolicy")
     deployment = one(docs, "Deployment")
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]

@@ -14,8 +14,10 @@ from tests.deploy.kube import (
     Manifest,
     by_kind,
     containers,
+    env_configmap,
     env_of,
     load_documents,
+    load_example,
     one,
     template,
     validation_errors,
@@ -27,14 +29,6 @@ FILES = sorted(K8S_EXAMPLES.rglob("*.yaml"))
 PROBES = ("startupProbe", "livenessProbe", "readinessProbe")
 
 
-def load(directory: str) -> list[Manifest]:
-    return [
-        doc
-        for path in sorted((K8S_EXAMPLES / directory).glob("*.yaml"))
-        for doc in load_documents(path.read_text("utf-8"))
-    ]
-
-
 def shim_of(docs: list[Manifest]) -> tuple[Manifest, Manifest]:
     """The pod spec and the nova-image-shim container of the one Deployment in *docs*."""
     pod = one(docs, "Deployment")["spec"]["template"]["spec"]
@@ -43,9 +37,7 @@ def shim_of(docs: list[Manifest]) -> tuple[Manifest, Manifest]:
 
 
 def shim_settings_of(docs: list[Manifest], shim: Manifest) -> dict[str, str]:
-    names = {ref["configMapRef"]["name"] for ref in shim["envFrom"]}
-    (configmap,) = (cm for cm in by_kind(docs, "ConfigMap") if cm["metadata"]["name"] in names)
-    data: dict[str, str] = configmap["data"]
+    data: dict[str, str] = env_configmap(docs, shim)["data"]
     return data
 
 
@@ -72,7 +64,7 @@ def test_manifest_passes_strict_schema_validation(path: Path, kube_version: str)
 
 @pytest.mark.parametrize("directory", ["sidecar", "gateway"])
 def test_shim_container_matches_the_chart(directory: str, chart_shim: Manifest) -> None:
-    docs = load(directory)
+    docs = load_example(directory)
     pod, shim = shim_of(docs)
     expected = chart_shim["container"]
     assert shim["securityContext"] == expected["securityContext"]
@@ -94,7 +86,7 @@ def test_shim_container_matches_the_chart(directory: str, chart_shim: Manifest) 
 
 @pytest.mark.parametrize("directory", ["sidecar", "gateway"])
 def test_shim_settings_are_accepted_by_the_shim(directory: str, pki: Pki) -> None:
-    docs = load(directory)
+    docs = load_example(directory)
     pod, shim = shim_of(docs)
     env = with_test_tls_files(shim_settings_of(docs, shim), pki)
     known = {spec.env for spec in shim_settings.SPECS}
@@ -109,8 +101,8 @@ def test_shim_settings_are_accepted_by_the_shim(directory: str, pki: Pki) -> Non
 
 
 def test_gateway_mounts_its_ca_bundle_and_listener_secret_whole() -> None:
-    pod, shim = shim_of(load("gateway"))
-    env = shim_settings_of(load("gateway"), shim)
+    pod, shim = shim_of(load_example("gateway"))
+    env = shim_settings_of(load_example("gateway"), shim)
     mounts = {m["mountPath"]: m for m in shim["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["volumes"]}
     for setting in ("SHIM_CA_FILE", "SHIM_TLS_CERT", "SHIM_TLS_KEY"):
@@ -123,7 +115,7 @@ def test_gateway_mounts_its_ca_bundle_and_listener_secret_whole() -> None:
 
 
 def test_sidecar_is_native_and_reached_over_loopback() -> None:
-    docs = load("sidecar")
+    docs = load_example("sidecar")
     pod, shim = shim_of(docs)
     assert shim in pod["initContainers"]
     assert shim["restartPolicy"] == "Always"
@@ -142,7 +134,7 @@ def test_sidecar_is_native_and_reached_over_loopback() -> None:
 
 
 def test_gateway_uses_the_chart_labels(chart_shim: Manifest) -> None:
-    docs = load("gateway")
+    docs = load_example("gateway")
     helm_only = {"helm.sh/chart", "app.kubernetes.io/managed-by"}
     chart_keys = set(chart_shim["labels"]) - helm_only
     deployment = one(docs, "Deployment")

@@ -12,6 +12,7 @@ import fcntl
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -75,8 +76,10 @@ def run_logged(
 
 
 def free_port(host: str) -> int:
-    """A port the kernel just handed out; the server binds it a moment later."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    """A port the kernel just handed out on `host` (IPv4, or IPv6 such as ``::1``); the
+    server binds it a moment later."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
@@ -121,9 +124,10 @@ def spawn(
         )
 
 
-def http_ok(url: str, timeout: float = 2.0) -> bool:
+def http_ok(url: str, timeout: float = 2.0, context: ssl.SSLContext | None = None) -> bool:
+    """True if `url` answers 2xx or 3xx (over https with `context`, when given)."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
+        with urllib.request.urlopen(url, timeout=timeout, context=context) as resp:
             status: int = resp.status
             return 200 <= status < 400
     except urllib.error.HTTPError as exc:
@@ -139,8 +143,10 @@ def wait_ready(
     proc: subprocess.Popen[bytes],
     logs: Sequence[Path],
     timeout: float = READY_TIMEOUT,
+    context: ssl.SSLContext | None = None,
 ) -> float:
-    """Poll `url` until it answers; return the seconds it took. Raise with the log tails."""
+    """Poll `url` until it answers (`http_ok`); return the seconds it took. Raise with the
+    log tails."""
     start = time.monotonic()
     while time.monotonic() - start < timeout:
         if proc.poll() is not None:
@@ -148,13 +154,19 @@ def wait_ready(
             raise StackError(
                 f"{name} exited with {proc.returncode} before {url} answered\n{detail}"
             )
-        if http_ok(url):
+        if http_ok(url, context=context):
             return time.monotonic() - start
         time.sleep(0.2)
     stop_group(proc.pid)
     proc.wait(STOP_TIMEOUT)
     detail = "\n".join(tail(log) for log in logs)
     raise StackError(f"{name} did not answer {url} within {timeout}s\n{detail}")
+
+
+def stop_spawned(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a server `spawn` started (its whole process group) and reap it."""
+    stop_group(proc.pid)
+    proc.wait(timeout=30)
 
 
 def pid_runs_in(pid: int, cwd: Path) -> bool:

@@ -26,7 +26,15 @@ from pathlib import Path
 from typing import Any, Final
 
 from tests.stack.layout import HOST
-from tests.stack.procs import StackError, file_lock, free_port, spawn, stop_group, tail, wait_ready
+from tests.stack.procs import (
+    StackError,
+    file_lock,
+    free_port,
+    spawn,
+    stop_spawned,
+    tail,
+    wait_ready,
+)
 
 PACKAGE: Final = "prometheus"
 BINARIES: Final = ("prometheus", "promtool")
@@ -166,8 +174,7 @@ class Prometheus:
         return value
 
     def stop(self) -> None:
-        stop_group(self.proc.pid)
-        self.proc.wait(timeout=30)
+        stop_spawned(self.proc)
 
 
 def write_config(
@@ -211,7 +218,6 @@ def start(
     try:
         wait_ready("prometheus", f"{url}/-/ready", proc, [log])
     except BaseException:
-        stop_group(proc.pid)
-        proc.wait(timeout=30)
+        stop_spawned(proc)
         raise
     return Prometheus(url, proc, log)

@@ -34,6 +34,7 @@ from tests.stack.procs import (
     pid_runs_in,
     spawn,
     stop_group,
+    stop_spawned,
     tail,
     wait_ready,
 )
@@ -261,8 +262,7 @@ def _start(paths: StackPaths, timings: dict[str, float]) -> RunningStack:
         timings["auth_check"] = time.monotonic() - mark
     except BaseException:
         for proc in procs:
-            stop_group(proc.pid)
-            proc.wait(timeout=30)
+            stop_spawned(proc)
         _discard(db_start)
         raise
     finally:
@@ -298,8 +298,7 @@ class NovaServer:
         return self.proc.pid
 
     def stop(self) -> None:
-        stop_group(self.proc.pid)
-        self.proc.wait(timeout=30)
+        stop_spawned(self.proc)
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,12 +317,8 @@ class _PendingNova:
 def _spawn_nova(paths: StackPaths, dirs: nova.NovaDirs, run_dir: Path) -> _PendingNova:
     port = free_port(HOST)
     shutil.copyfile(nova.ENTRY, dirs.pid_file.parent / nova.ENTRY.name)
-    app = f"{nova.ENTRY.stem}:application"
-    cmd = _gunicorn(paths.nova.bin, port, dirs.pid_file, app, run_dir)
-    # gunicorn itself would turn X-Forwarded-Proto from 127.0.0.1 into wsgi.url_scheme,
-    # which Nova's own WSGI servers (uwsgi, mod_wsgi) never do: Nova builds its links from
-    # the request alone unless its own proxy-header parsing is on.
-    cmd.insert(-1, "--forwarded-allow-ips=")
+    cmd = _gunicorn(paths.nova.bin, port, dirs.pid_file, nova.GUNICORN_APP, run_dir)
+    cmd[-1:-1] = nova.GUNICORN_FLAGS
     env = _server_env({"OS_NOVA_CONFIG_DIR": str(dirs.etc)})
     return _PendingNova(port, dirs, spawn(cmd, dirs.server_log, env=env))
 

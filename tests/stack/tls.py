@@ -16,12 +16,8 @@ per session; nothing here changes the plain stack.
 from __future__ import annotations
 
 import datetime
-import socket
 import ssl
 import subprocess
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +27,7 @@ from tests.stack import nova
 from tests.stack.configs import GlanceDirs, KeystoneDirs
 from tests.stack.info import StackInfo
 from tests.stack.layout import HOST, StackPaths
-from tests.stack.procs import StackError, free_port, spawn, stop_group, tail
+from tests.stack.procs import free_port, spawn, stop_spawned, wait_ready
 from tests.stack.realstack import _gunicorn, _server_env
 
 SERVER_NAMES = ("localhost", "127.0.0.1", "::1")
@@ -100,8 +96,7 @@ class HttpsStack:
 
     def close(self) -> None:
         for proc in self.procs:
-            stop_group(proc.pid)
-            proc.wait(timeout=30)
+            stop_spawned(proc)
         self.procs.clear()
 
 
@@ -113,7 +108,9 @@ def start_https(info: StackInfo, pki: Pki, paths: StackPaths | None = None) -> H
     tls = [f"--certfile={pki.server.cert}", f"--keyfile={pki.server.key}"]
     mutual = ["--cert-reqs=2", f"--ca-certs={pki.ca_file}"]
     procs: list[subprocess.Popen[bytes]] = []
-    port_v6 = free_port_v6()
+    port_v6 = free_port("::1")
+    context = pki.client_context()
+    context.load_cert_chain(pki.client.cert, pki.client.key)
     try:
         urls = []
         for name, dirs, bin_dir, app, env, extra, probe in (
@@ -139,9 +136,9 @@ def start_https(info: StackInfo, pki: Pki, paths: StackPaths | None = None) -> H
                 "nova",
                 nova_dirs,
                 paths.nova.bin,
-                f"{nova.ENTRY.stem}:application",
+                nova.GUNICORN_APP,
                 {"OS_NOVA_CONFIG_DIR": str(nova_dirs.etc)},
-                [*tls, "--forwarded-allow-ips="],
+                [*tls, *nova.GUNICORN_FLAGS],
                 "/",
             ),
         ):
@@ -153,38 +150,10 @@ def start_https(info: StackInfo, pki: Pki, paths: StackPaths | None = None) -> H
             log = dirs.base / "log" / "gunicorn-https.log"
             procs.append(spawn(cmd, log, env=_server_env(env)))
             url = f"https://{HOST}:{port}"
-            _wait_https(name, url + probe, procs[-1], log, pki)
+            wait_ready(f"{name} (https)", url + probe, procs[-1], [log], READY_TIMEOUT, context)
             urls.append(url)
     except BaseException:
         for proc in procs:
-            stop_group(proc.pid)
-            proc.wait(timeout=30)
+            stop_spawned(proc)
         raise
     return HttpsStack(urls[0], urls[1], f"https://[::1]:{port_v6}", urls[2], procs)
-
-
-def free_port_v6() -> int:
-    with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
-        sock.bind(("::1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_https(name: str, url: str, proc: subprocess.Popen[bytes], log: Path, pki: Pki) -> None:
-    context = pki.client_context()
-    context.load_cert_chain(pki.client.cert, pki.client.key)
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise StackError(f"{name} (https) exited with {proc.returncode}\n{tail(log)}")
-        try:
-            with urllib.request.urlopen(url, timeout=2, context=context) as answer:
-                if answer.status < 500:
-                    return
-        except urllib.error.HTTPError as exc:
-            exc.close()
-            if exc.code < 500:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise StackError(f"{name} (https) did not answer {url} in {READY_TIMEOUT}s\n{tail(log)}")

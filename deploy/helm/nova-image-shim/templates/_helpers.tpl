@@ -97,6 +97,24 @@ Call with (list host port).
 {{- end -}}
 
 {{/*
+Scheme of the API port: https when tls.listenerSecret makes the shim serve TLS.
+*/}}
+{{- define "nova-image-shim.apiScheme" -}}
+{{- ternary "https" "http" (not (empty .Values.tls.listenerSecret)) -}}
+{{- end -}}
+
+{{/*
+In-cluster base URLs (no path) of the API Service and of the metrics Service.
+*/}}
+{{- define "nova-image-shim.apiUrl" -}}
+{{- printf "%s://%s.%s.svc:%v" (include "nova-image-shim.apiScheme" .) (include "nova-image-shim.fullname" .) (include "nova-image-shim.namespace" .) .Values.service.port -}}
+{{- end -}}
+
+{{- define "nova-image-shim.metricsUrl" -}}
+{{- printf "http://%s-metrics.%s.svc:%v" (include "nova-image-shim.fullname" .) (include "nova-image-shim.namespace" .) .Values.service.metricsPort -}}
+{{- end -}}
+
+{{/*
 Name of the Secret holding SHIM_SERVICE_PASSWORD, or "" when there is none.
 */}}
 {{- define "nova-image-shim.secretName" -}}
@@ -199,9 +217,7 @@ reach the pod). tlsMounts are the matching volumeMounts.
     secretName: {{ $tls.clientSecret }}
 {{- end }}
 {{- if $tls.listenerSecret }}
-- name: tls-listener
-  secret:
-    secretName: {{ $tls.listenerSecret }}
+{{ include "nova-image-shim.tlsListenerVolume" . }}
 {{- end }}
 {{- end }}
 
@@ -218,8 +234,22 @@ reach the pod). tlsMounts are the matching volumeMounts.
   readOnly: true
 {{- end }}
 {{- if $tls.listenerSecret }}
+{{ include "nova-image-shim.tlsListenerMount" . }}
+{{- end }}
+{{- end }}
+
+{{/*
+The listener's Secret as a volume and its read-only mount: the shim's, and the `helm test`
+pod's (which verifies the API port with its CA).
+*/}}
+{{- define "nova-image-shim.tlsListenerVolume" -}}
+- name: tls-listener
+  secret:
+    secretName: {{ .Values.tls.listenerSecret }}
+{{- end -}}
+
+{{- define "nova-image-shim.tlsListenerMount" -}}
 - name: tls-listener
   mountPath: /etc/nova-image-shim/tls/listener
   readOnly: true
-{{- end }}
-{{- end }}
+{{- end -}}
