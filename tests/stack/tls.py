@@ -86,7 +86,7 @@ class Pki:
 
 @dataclass
 class HttpsStack:
-    """The stack's Keystone and Glance over HTTPS (`start_https`); `close` stops them."""
+    """The stack's Keystone, Glance and Nova over HTTPS (`start_https`); `close` stops them."""
 
     keystone_url: str
     glance_url: str
@@ -101,7 +101,7 @@ class HttpsStack:
 
 
 def start_https(info: StackInfo, pki: Pki, paths: StackPaths | None = None) -> HttpsStack:
-    """Serve *info*'s Keystone and Glance over HTTPS too (module docstring)."""
+    """Serve *info*'s Keystone, Glance and Nova over HTTPS too (module docstring)."""
     paths = paths or StackPaths.from_env()
     keystone, glance = KeystoneDirs(info.run_dir / "keystone"), GlanceDirs(info.run_dir / "glance")
     nova_dirs = nova.NovaDirs(info.nova_dir)
