@@ -47,7 +47,7 @@ from shim.faults import (
 )
 from shim.legacy.views import FALLBACK_SCHEMA, ImageSchema, schema_from_glance
 from shim.settings import Settings
-from shim.tls import log_tls_failure, tls_failure
+from shim.tls import log_tls_failure, loggable_url, tls_failure
 
 log = structlog.get_logger(__name__)
 
@@ -192,7 +192,7 @@ class GlanceClient:
             # A wrong SHIM_GLANCE_URL (one ending in /v2, say) shows here first.
             log.warning(
                 "glance_schema_unavailable",
-                url=_loggable(self._schema_url),
+                url=loggable_url(self._schema_url),
                 status=exc.status,
                 reason=exc.message,
             )
@@ -353,12 +353,7 @@ def glance_operation(method: str, url: URL) -> str:
 
 def _where(method: str, url: URL) -> dict[str, str]:
     """The fields that say which Glance call failed, as the access line names it."""
-    return {"op": glance_operation(method, url), "url": _loggable(url)}
-
-
-def _loggable(url: URL) -> str:
-    """*url* without its query (filter values are the caller's) or any user info."""
-    return str(url.with_query(None).with_user(None))
+    return {"op": glance_operation(method, url), "url": loggable_url(url)}
 
 
 def _decode(body: bytes) -> Any:

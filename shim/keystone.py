@@ -27,7 +27,7 @@ from shim.bodies import read_capped
 from shim.catalog import ImageEndpoints, image_endpoints, service_root
 from shim.faults import ServiceUnavailable, Unauthorized
 from shim.settings import Settings
-from shim.tls import log_tls_failure, tls_failure
+from shim.tls import log_tls_failure, loggable_url, tls_failure
 from shim.token_cache import TokenCache, Verdict
 
 log = structlog.get_logger(__name__)
@@ -230,7 +230,7 @@ class Keystone:
                 log.warning(
                     "keystone_unavailable",
                     op="validate" if method == "GET" else "issue",
-                    url=str(url.with_query(None).with_user(None)),
+                    url=loggable_url(url),
                     failure=type(exc).__name__,
                 )
             raise self._unavailable() from None

@@ -204,10 +204,6 @@ def single_process() -> None:
     _multiproc_dir = None
 
 
-def multiprocess_dir() -> Path | None:
-    return _multiproc_dir
-
-
 def get() -> ShimMetrics:
     global _metrics
     if _metrics is None:

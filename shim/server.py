@@ -47,8 +47,7 @@ from aiohttp.web_request import BaseRequest
 from shim.access import ACCESS_LOGGER, AccessLogger
 from shim.app import create_app
 from shim.faults import FAULT_CONTENT_TYPE, UNEXPECTED_MESSAGE, NovaFault
-from shim.keys import RUNTIME
-from shim.legacy.render import select_renderer
+from shim.keys import RENDERER, RUNTIME
 from shim.limits import HEADERS_TOO_LARGE, URI_TOO_LONG
 from shim.metrics import create_metrics_app, prime
 from shim.runtime import Runtime
@@ -354,7 +353,7 @@ async def serve(settings: Settings, *, listeners: Listeners | None = None) -> No
             scheme="https" if settings.tls_cert else "http",
             metrics=running.metrics_port,
             header_read_timeout=settings.header_read_timeout,
-            renderer=select_renderer(settings.renderer).name,
+            renderer=running.api.app[RENDERER].name,  # the one the app resolved
         )
         await stop.wait()
         await running.stop()

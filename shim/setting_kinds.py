@@ -29,7 +29,6 @@ from shim.catalog import service_root
 from shim.headers import Networks
 from shim.legacy.microversion import MIN_VERSION, parse_version
 
-MINUTE: Final = 60.0
 HOUR: Final = 3600.0
 DAY: Final = 86400.0
 KiB: Final = 1024

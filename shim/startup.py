@@ -26,6 +26,7 @@ from yarl import URL
 
 from shim.app import upstream_trust
 from shim.settings import Settings
+from shim.tls import loggable_url
 from shim.upstream import upstream_session
 
 log = structlog.get_logger(__name__)
@@ -163,7 +164,7 @@ def _reason(exc: aiohttp.ClientError) -> str:
 def _log(finding: Finding, settings: Settings) -> None:
     fields = {
         "setting": finding.probe.setting,
-        "url": str(finding.probe.url.with_user(None)),
+        "url": loggable_url(finding.probe.url),
         "ok": finding.ok,
         "found": finding.detail,
     }

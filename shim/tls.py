@@ -12,7 +12,8 @@ name of a TLS failure in a log line.
   new files. Connections already open keep theirs, so no request in flight fails; files
   that do not load (a key written before its certificate) leave the last good pair in use.
 - `tls_failure` names the TLS reason behind a client error (unknown CA, host name,
-  expiry, a refused client certificate), or None for any other failure.
+  expiry, a refused client certificate), or None for any other failure; `loggable_url`
+  is how every upstream failure line writes the URL.
 - `check_files` is start-up validation: a file that is missing, unreadable, not PEM, or
   that OpenSSL refuses stops start-up with a message naming the setting.
 """
@@ -200,6 +201,11 @@ def log_tls_failure(upstream: str, url: URL, reason: str) -> None:
     log.warning(
         "upstream_tls_failed",
         upstream=upstream,
-        url=str(url.with_query(None).with_user(None)),
+        url=loggable_url(url),
         reason=reason,
     )
+
+
+def loggable_url(url: URL) -> str:
+    """*url* without its query (filter values are the caller's) or any user info."""
+    return str(url.with_query(None).with_user(None))

@@ -16,7 +16,6 @@ import asyncio
 import json
 import os
 import re
-import socket
 import subprocess
 import tarfile
 import tempfile
@@ -45,6 +44,7 @@ from tests.fakes.images import glance_image
 from tests.shim_fixtures import TEST_PAGE_SIZE, MakeShim
 from tests.stack.catalogue import Catalogue
 from tests.stack.info import StackInfo
+from tests.stack.procs import free_port
 
 TAG = "nova-image-shim:suite"
 BUILDER_TAG = "nova-image-shim:suite-builder"
@@ -219,13 +219,6 @@ def _files_containing(layer: IO[bytes], needle: bytes) -> list[str]:
 # -- running -----------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _status(url: str) -> int | None:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
@@ -241,8 +234,8 @@ def _status(url: str) -> int | None:
 class Container:
     docker: Docker
     name: str
-    api: int = field(default_factory=_free_port)
-    metrics: int = field(default_factory=_free_port)
+    api: int = field(default_factory=free_port)
+    metrics: int = field(default_factory=free_port)
 
     @property
     def api_url(self) -> URL:

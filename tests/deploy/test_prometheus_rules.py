@@ -36,14 +36,14 @@ def promtool() -> Path:
     return ensure_installed().promtool
 
 
-def run(promtool: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def run(promtool: Path, *args: str, cwd: Path = RULES_DIR) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(promtool), *args],
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
-        cwd=RULES_DIR,
+        cwd=cwd,
     )
 
 
@@ -74,14 +74,7 @@ def test_promtool_unit_tests_can_fail(promtool: Path, tmp_path: Path) -> None:
     (tmp_path / RULES.name).write_text(text)
     unit_tests = RULES_DIR / "nova-image-shim.rules.test.yaml"
     (tmp_path / unit_tests.name).write_text(unit_tests.read_text("utf-8"))
-    proc = subprocess.run(
-        [str(promtool), "test", "rules", unit_tests.name],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        cwd=tmp_path,
-    )
+    proc = run(promtool, "test", "rules", unit_tests.name, cwd=tmp_path)
     assert proc.returncode != 0
     assert "NovaImageShimHighErrorRatio" in proc.stdout + proc.stderr
 

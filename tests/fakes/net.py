@@ -1,27 +1,29 @@
-"""Network odds and ends for the tests: a free port, a port nobody listens on, pool
-occupancy, raw connections."""
+"""Network odds and ends for the tests: a port nobody listens on, pool occupancy, raw
+connections, URLs sent as written. (A free port: `tests.stack.procs.free_port`.)"""
 
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import aiohttp
+from aiohttp.test_utils import TestClient
 from yarl import URL
 
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port on *host* that was free a moment ago (bound and released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+from tests.stack.procs import free_port
 
 
 def refused_url(host: str = "127.0.0.1") -> URL:
     """An http URL whose port was just bound and released, so connecting is refused."""
     return URL.build(scheme="http", host=host, port=free_port(host))
+
+
+def as_written(client: TestClient[Any, Any], path: str) -> URL:
+    """*path* on *client*'s server, sent exactly as written: a client-side URL parser would
+    resolve dots and re-encode it."""
+    return URL(str(client.make_url("")).rstrip("/") + path, encoded=True)
 
 
 def acquired_connections(connector: aiohttp.BaseConnector) -> int:

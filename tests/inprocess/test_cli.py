@@ -23,7 +23,7 @@ import pytest
 from shim import __version__
 from shim.settings import SPECS
 from tests.fakes.entry import REPO_ROOT, shim_env
-from tests.fakes.net import free_port
+from tests.stack.procs import free_port
 
 TIMEOUT: Final = 30.0
 ATTEMPT: Final = "import of shim.legacy._render attempted"

@@ -12,12 +12,12 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient, AiohttpServer
-from yarl import URL
 
 from shim.app import create_app
 from shim.settings import Settings
 from tests.fakes import RecordingUpstream, Reply, refused_url
 from tests.fakes.images import SCHEMA, glance_image, page
+from tests.fakes.net import as_written
 
 TOKEN = "gAAAAAB-boundary-token-never-logged"
 
@@ -49,11 +49,6 @@ async def answer(client: TestClient[Any, Any], path: str) -> tuple[int, Any]:
     """The status and JSON body of a GET of *path* with a token."""
     async with client.get(path, headers={"X-Auth-Token": TOKEN}) as response:
         return response.status, await response.json()
-
-
-def encoded(client: TestClient[Any, Any], path: str) -> URL:
-    """*path* on the shim, sent as written: a client-side URL parser would resolve dots."""
-    return URL(str(client.make_url("")).rstrip("/") + path, encoded=True)
 
 
 async def test_token_request_id_and_accept_reach_glance_and_schema_is_fetched_once(
@@ -98,7 +93,7 @@ async def test_hostile_ids_are_not_found_and_stay_one_glance_path_segment(
 ) -> None:
     client = await shim_over()
     fake.default = Reply.json({"message": "No image found"}, status=404)
-    url = encoded(client, path)
+    url = as_written(client, path)
     async with client.session.request(method, url, headers={"X-Auth-Token": TOKEN}) as response:
         assert response.status == 404
         assert await response.json() == NOT_FOUND

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -23,15 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from tests.fakes.entry import REPO_ROOT, SHIM_COMMAND, shim_env
+from tests.stack.procs import free_port
 
 START_TIMEOUT = 30.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _get(url: str) -> tuple[int, str] | None:
@@ -81,7 +74,7 @@ class Shim:
 
 @contextmanager
 def shim(env: dict[str, str]) -> Iterator[Shim]:
-    api, metrics = _free_port(), _free_port()
+    api, metrics = free_port(), free_port()
     settings = {
         "SHIM_GLANCE_URL": "http://127.0.0.1:9",
         "SHIM_LISTEN": f"127.0.0.1:{api}",

@@ -28,7 +28,7 @@ from yarl import URL
 from tests.fakes import RecordingUpstream
 from tests.fakes.entry import spawn_shim
 from tests.fakes.logs import assert_free_of
-from tests.fakes.net import free_port
+from tests.stack.procs import free_port
 
 TOKEN = "tok-process-test-3b9f1e2d7c-secret"
 START_TIMEOUT = 15.0

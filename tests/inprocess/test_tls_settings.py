@@ -17,7 +17,7 @@ import pytest
 from shim.settings import Settings, SettingsError
 from shim.tls import UpstreamTrust
 from tests.fakes.entry import spawn_shim
-from tests.fakes.net import free_port
+from tests.stack.procs import free_port
 from tests.stack.tls import Pki
 
 

@@ -24,7 +24,8 @@ from shim.server import start
 from shim.settings import Address, Settings
 from tests.fakes import RecordedRequest, Reply
 from tests.fakes.images import page
-from tests.reliability.support import IMAGE, IMAGE_ID, Client, ShimOverFakes, capture, token
+from tests.fakes.net import as_written
+from tests.reliability.support import IMAGE, IMAGE_ID, ShimOverFakes, capture, token
 from tests.shim_fixtures import MakeShim
 from tests.stack.fixtures import ScratchImages
 from tests.stack.info import StackInfo
@@ -36,11 +37,6 @@ NOT_FOUND: Final = {"itemNotFound": {"code": 404, "message": "The resource could
 # segment (no "/", no dot segment: dots are sent as %2E).
 GLANCE_PATH: Final = re.compile(r"^/v2/(images|schemas/image|images/[^/.]+)$")
 DOT_SEGMENT: Final = re.compile(r"(^|/)\.{1,2}(/|$)")
-
-
-def raw(client: Client, path: str) -> URL:
-    """*path* sent exactly as written: a client-side URL parser would resolve dots itself."""
-    return URL(str(client.make_url("")).rstrip("/") + path, encoded=True)
 
 
 def assert_glance_paths_confined(requests: list[RecordedRequest]) -> None:
@@ -80,7 +76,7 @@ async def test_traversal_and_separators_in_ids_stay_inside_one_glance_segment(
     client, glance, _ = await shim_over_fakes()
     with capture() as logs:
         for method in ("GET", "DELETE"):
-            async with client.session.request(method, raw(client, path), headers=AUTH) as r:
+            async with client.session.request(method, as_written(client, path), headers=AUTH) as r:
                 body = await r.read()
                 assert r.status in (404, 400), (method, path, r.status, body)
                 assert r.headers["Content-Type"].startswith("application/json")
@@ -102,7 +98,7 @@ async def test_passthrough_refuses_dot_segments_before_nova(
     shim_over_fakes: ShimOverFakes, path: str
 ) -> None:
     client, _, nova = await shim_over_fakes()
-    async with client.session.get(raw(client, path), headers=AUTH) as response:
+    async with client.session.get(as_written(client, path), headers=AUTH) as response:
         assert response.status == 404
         assert await response.json() == NOT_FOUND
     assert nova.requests == []
@@ -111,7 +107,7 @@ async def test_passthrough_refuses_dot_segments_before_nova(
 async def test_passthrough_keeps_encoded_separators_as_sent(shim_over_fakes: ShimOverFakes) -> None:
     client, _, nova = await shim_over_fakes()
     path = "/v2.1/servers/a%2Fb%0D%0AX-Evil:%201?name=x%26limit%3D1&all_tenants=%0D%0A"
-    async with client.session.get(raw(client, path), headers=AUTH) as response:
+    async with client.session.get(as_written(client, path), headers=AUTH) as response:
         assert response.status == 200
     sent = nova.last
     assert sent.raw_path == "/v2.1/servers/a%2Fb%0D%0AX-Evil:%201"
@@ -135,7 +131,7 @@ async def test_markers_and_filters_stay_single_query_values(
 ) -> None:
     client, glance, _ = await shim_over_fakes()
     path = f"/v2.1/images/detail?limit=2&marker={marker}&name={marker}"
-    async with client.session.get(raw(client, path), headers=AUTH) as response:
+    async with client.session.get(as_written(client, path), headers=AUTH) as response:
         assert response.status == 200
     sent = [r for r in glance.requests if r.raw_path == "/v2/images"][-1]
     params = parse_qsl(sent.query_string, keep_blank_values=True)
@@ -154,7 +150,7 @@ async def test_a_nul_in_a_marker_or_filter_is_refused_before_glance(
     client, glance, _ = await shim_over_fakes()
     for query in ("limit=2&marker=m%00n", "name=m%00n"):
         async with client.session.get(
-            raw(client, f"/v2.1/images/detail?{query}"), headers=AUTH
+            as_written(client, f"/v2.1/images/detail?{query}"), headers=AUTH
         ) as response:
             assert response.status == 400
             assert "badRequest" in await response.json()
@@ -183,7 +179,7 @@ async def test_hostile_metadata_keys_never_reach_glance_as_anything_else(
     client, glance, _ = await shim_over_fakes()
     glance.on(f"/v2/images/{IMAGE_ID}", Reply.json({**IMAGE, "k": "v"}), method="GET")
     glance.on(f"/v2/images/{IMAGE_ID}", Reply.json({**IMAGE, "k": "v"}), method="PATCH")
-    url = raw(client, f"/v2.1/images/{IMAGE_ID}/metadata{suffix}")
+    url = as_written(client, f"/v2.1/images/{IMAGE_ID}/metadata{suffix}")
     with capture() as logs:
         async with client.session.request(method, url, json=body, headers=AUTH) as response:
             answer = await response.read()

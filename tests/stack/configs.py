@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import ClassVar, Final
 
 from tests.stack.layout import Below
 
@@ -25,6 +25,11 @@ class ServerDirs:
     """What every server of the stack has under its run directory: config, logs, gunicorn."""
 
     base: Path
+    # What gunicorn serves ("package.module:application"), the variable that names the
+    # config directory to it, and any flags of its own (`realstack.spawn_server`).
+    wsgi_app: ClassVar[str]
+    config_dir_variable: ClassVar[str]
+    gunicorn_flags: ClassVar[tuple[str, ...]] = ()
 
     etc = Below("base", "etc")
     server_log = Below("base", "log", "gunicorn.log")
@@ -54,6 +59,8 @@ password = {password}
 
 @dataclass(frozen=True, slots=True)
 class KeystoneDirs(ServerDirs):
+    wsgi_app = "keystone.wsgi.api:application"
+    config_dir_variable = "OS_KEYSTONE_CONFIG_DIR"
     conf = Below("etc", "keystone.conf")
     app_log = Below("base", "log", "keystone.log")
     db = Below("base", "keystone.sqlite")
@@ -92,6 +99,8 @@ key_repository = {self.credential_keys}
 
 @dataclass(frozen=True, slots=True)
 class GlanceDirs(ServerDirs):
+    wsgi_app = "glance.wsgi.api:application"
+    config_dir_variable = "OS_GLANCE_CONFIG_DIR"
     conf = Below("etc", "glance-api.conf")
     paste = Below("etc", "glance-api-paste.ini")
     app_log = Below("base", "log", "glance-api.log")

@@ -33,16 +33,17 @@ CELL_DATABASE: Final = "nova"
 METADATA_ITEMS: Final = 128
 # Our WSGI entry module; `realstack` copies it next to gunicorn's wrapper.
 ENTRY: Final = Path(__file__).resolve().parent / "nova_wsgi.py"
-GUNICORN_APP: Final = f"{ENTRY.stem}:application"
-# gunicorn itself would turn X-Forwarded-Proto from 127.0.0.1 into wsgi.url_scheme, which
-# Nova's own WSGI servers (uwsgi, mod_wsgi) never do: Nova builds its links from the
-# request alone unless its own proxy-header parsing is on.
-GUNICORN_FLAGS: Final = ("--forwarded-allow-ips=",)
 _MANAGE_ENV: Final = {"OS_NOVA_DISABLE_EVENTLET_PATCHING": "1"}
 
 
 @dataclass(frozen=True, slots=True)
 class NovaDirs(ServerDirs):
+    wsgi_app = f"{ENTRY.stem}:application"
+    config_dir_variable = "OS_NOVA_CONFIG_DIR"
+    # gunicorn itself would turn X-Forwarded-Proto from 127.0.0.1 into wsgi.url_scheme,
+    # which Nova's own WSGI servers (uwsgi, mod_wsgi) never do: Nova builds its links from
+    # the request alone unless its own proxy-header parsing is on.
+    gunicorn_flags = ("--forwarded-allow-ips=",)
     conf = Below("etc", "nova.conf")
     paste = Below("etc", "api-paste.ini")
     app_log = Below("base", "log", "nova-api.log")

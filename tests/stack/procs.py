@@ -75,7 +75,7 @@ def run_logged(
         raise StackError(f"exit {result.returncode}: {' '.join(argv)}\n{tail(log)}")
 
 
-def free_port(host: str) -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     """A port the kernel just handed out on `host` (IPv4, or IPv6 such as ``::1``); the
     server binds it a moment later."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -54,12 +54,10 @@ class PromQLError(AssertionError):
 class Installed:
     prometheus: Path
     promtool: Path
-    seconds: float  # spent installing now; 0 when already there
 
 
 def ensure_installed() -> Installed:
     """``prometheus`` and ``promtool`` paths; apt-get installs the package when missing."""
-    start = time.monotonic()
     if not all(shutil.which(name) for name in BINARIES):
         with file_lock(LOCK):
             if not all(shutil.which(name) for name in BINARIES):
@@ -68,9 +66,7 @@ def ensure_installed() -> Installed:
     missing = [name for name, path in found.items() if path is None]
     if missing:
         raise StackError(f"{', '.join(missing)} still missing after installing {PACKAGE}")
-    return Installed(
-        Path(str(found["prometheus"])), Path(str(found["promtool"])), time.monotonic() - start
-    )
+    return Installed(Path(str(found["prometheus"])), Path(str(found["promtool"])))
 
 
 def _apt_install() -> None:

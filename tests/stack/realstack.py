@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.stack import identity, nova, postgres
-from tests.stack.configs import GLANCE_TOKEN_CACHE_TIME, GlanceDirs, KeystoneDirs
+from tests.stack.configs import GLANCE_TOKEN_CACHE_TIME, GlanceDirs, KeystoneDirs, ServerDirs
 from tests.stack.info import OutdatedState, StackInfo
 from tests.stack.install import copy_templates, ensure_installed
 from tests.stack.layout import HOST, StackPaths
@@ -159,6 +159,23 @@ def _gunicorn(bin_dir: Path, port: int, pid_file: Path, app: str, run_dir: Path)
     ]
 
 
+def spawn_server(
+    bin_dir: Path,
+    dirs: ServerDirs,
+    port: int,
+    run_dir: Path,
+    *extra: str,
+    pid_file: Path | None = None,
+    log: Path | None = None,
+) -> subprocess.Popen[bytes]:
+    """gunicorn serving `dirs`' application on `port` with its config directory, its own
+    flags and `extra` ones; the pid file and log are `dirs`' unless given."""
+    pid_file = pid_file or dirs.pid_file
+    cmd = _gunicorn(bin_dir, port, pid_file, dirs.wsgi_app, run_dir)
+    env = _server_env({dirs.config_dir_variable: str(dirs.etc)})
+    return spawn([*cmd, *dirs.gunicorn_flags, *extra], log or dirs.server_log, env=env)
+
+
 def _start(paths: StackPaths, timings: dict[str, float]) -> RunningStack:
     if paths.run.exists():
         for pid in group_leaders_in(paths.run):
@@ -184,15 +201,7 @@ def _start(paths: StackPaths, timings: dict[str, float]) -> RunningStack:
         copy_templates(paths, keystone)
         identity.bootstrap(paths, keystone, keystone_url)
         timings["keystone_bootstrap"] = time.monotonic() - mark
-        cmd = _gunicorn(
-            paths.keystone.bin,
-            ks_port,
-            keystone.pid_file,
-            "keystone.wsgi.api:application",
-            paths.run,
-        )
-        env = _server_env({"OS_KEYSTONE_CONFIG_DIR": str(keystone.etc)})
-        procs.append(spawn(cmd, keystone.server_log, env=env))
+        procs.append(spawn_server(paths.keystone.bin, keystone, ks_port, paths.run))
         logs = [keystone.server_log, keystone.app_log]
         timings["keystone_ready"] = wait_ready("keystone", f"{keystone_url}/v3", procs[0], logs)
         mark = time.monotonic()
@@ -205,11 +214,7 @@ def _start(paths: StackPaths, timings: dict[str, float]) -> RunningStack:
         glance.write(
             keystone_url, identity.password("glance"), db.url("glance", postgres.SQLALCHEMY_DRIVER)
         )
-        cmd = _gunicorn(
-            paths.glance.bin, g_port, glance.pid_file, "glance.wsgi.api:application", paths.run
-        )
-        env = _server_env({"OS_GLANCE_CONFIG_DIR": str(glance.etc)})
-        procs.append(spawn(cmd, glance.server_log, env=env))
+        procs.append(spawn_server(paths.glance.bin, glance, g_port, paths.run))
         # Nova imports while Glance does: both are seconds of CPU-bound start-up.
         nova_dirs = nova.NovaDirs(paths.run / "nova")
         nova_dirs.write(
@@ -288,7 +293,6 @@ class NovaServer:
 
     url: str  # http://127.0.0.1:PORT (no version)
     port: int
-    dirs: nova.NovaDirs
     proc: subprocess.Popen[bytes]
     ready_seconds: float
 
@@ -311,16 +315,13 @@ class _PendingNova:
         url = f"http://{HOST}:{self.port}"
         logs = [self.dirs.server_log, self.dirs.app_log]
         seconds = wait_ready("nova", f"{url}/", self.proc, logs)
-        return NovaServer(url, self.port, self.dirs, self.proc, seconds)
+        return NovaServer(url, self.port, self.proc, seconds)
 
 
 def _spawn_nova(paths: StackPaths, dirs: nova.NovaDirs, run_dir: Path) -> _PendingNova:
     port = free_port(HOST)
     shutil.copyfile(nova.ENTRY, dirs.pid_file.parent / nova.ENTRY.name)
-    cmd = _gunicorn(paths.nova.bin, port, dirs.pid_file, nova.GUNICORN_APP, run_dir)
-    cmd[-1:-1] = nova.GUNICORN_FLAGS
-    env = _server_env({"OS_NOVA_CONFIG_DIR": str(dirs.etc)})
-    return _PendingNova(port, dirs, spawn(cmd, dirs.server_log, env=env))
+    return _PendingNova(port, dirs, spawn_server(paths.nova.bin, dirs, port, run_dir))
 
 
 def start_nova(

@@ -27,8 +27,8 @@ from tests.stack import nova
 from tests.stack.configs import GlanceDirs, KeystoneDirs
 from tests.stack.info import StackInfo
 from tests.stack.layout import HOST, StackPaths
-from tests.stack.procs import free_port, spawn, stop_spawned, wait_ready
-from tests.stack.realstack import _gunicorn, _server_env
+from tests.stack.procs import free_port, stop_spawned, wait_ready
+from tests.stack.realstack import spawn_server
 
 SERVER_NAMES = ("localhost", "127.0.0.1", "::1")
 READY_TIMEOUT = 120.0
@@ -86,7 +86,7 @@ class Pki:
 
 @dataclass
 class HttpsStack:
-    """The stack's Keystone and Glance over HTTPS (`start_https`); `close` stops them."""
+    """The stack's Keystone, Glance and Nova over HTTPS (`start_https`); `close` stops them."""
 
     keystone_url: str
     glance_url: str
@@ -101,7 +101,7 @@ class HttpsStack:
 
 
 def start_https(info: StackInfo, pki: Pki, paths: StackPaths | None = None) -> HttpsStack:
-    """Serve *info*'s Keystone and Glance over HTTPS too (module docstring)."""
+    """Serve *info*'s Keystone, Glance and Nova over HTTPS too (module docstring)."""
     paths = paths or StackPaths.from_env()
     keystone, glance = KeystoneDirs(info.run_dir / "keystone"), GlanceDirs(info.run_dir / "glance")
     nova_dirs = nova.NovaDirs(info.nova_dir)
@@ -113,44 +113,21 @@ def start_https(info: StackInfo, pki: Pki, paths: StackPaths | None = None) -> H
     context.load_cert_chain(pki.client.cert, pki.client.key)
     try:
         urls = []
-        for name, dirs, bin_dir, app, env, extra, probe in (
-            (
-                "keystone",
-                keystone,
-                paths.keystone.bin,
-                "keystone.wsgi.api:application",
-                {"OS_KEYSTONE_CONFIG_DIR": str(keystone.etc)},
-                tls,
-                "/v3",
-            ),
-            (
-                "glance",
-                glance,
-                paths.glance.bin,
-                "glance.wsgi.api:application",
-                {"OS_GLANCE_CONFIG_DIR": str(glance.etc)},
-                tls + mutual,
-                "/healthcheck",
-            ),
-            (
-                "nova",
-                nova_dirs,
-                paths.nova.bin,
-                nova.GUNICORN_APP,
-                {"OS_NOVA_CONFIG_DIR": str(nova_dirs.etc)},
-                [*tls, *nova.GUNICORN_FLAGS],
-                "/",
-            ),
+        glance_binds = [f"--bind=[::1]:{port_v6}"]
+        for name, dirs, bin_dir, extra, probe in (
+            ("keystone", keystone, paths.keystone.bin, tls, "/v3"),
+            ("glance", glance, paths.glance.bin, [*tls, *mutual, *glance_binds], "/healthcheck"),
+            ("nova", nova_dirs, paths.nova.bin, tls, "/"),
         ):
             port = free_port(HOST)
             pid_file = dirs.base / "gunicorn_https.pid"
-            cmd = [*_gunicorn(bin_dir, port, pid_file, app, info.run_dir), *extra]
-            if name == "glance":
-                cmd.append(f"--bind=[::1]:{port_v6}")
             log = dirs.base / "log" / "gunicorn-https.log"
-            procs.append(spawn(cmd, log, env=_server_env(env)))
+            server = spawn_server(
+                bin_dir, dirs, port, info.run_dir, *extra, pid_file=pid_file, log=log
+            )
+            procs.append(server)
             url = f"https://{HOST}:{port}"
-            wait_ready(f"{name} (https)", url + probe, procs[-1], [log], READY_TIMEOUT, context)
+            wait_ready(f"{name} (https)", url + probe, server, [log], READY_TIMEOUT, context)
             urls.append(url)
     except BaseException:
         for proc in procs:

@@ -1,7 +1,7 @@
 """pytest fixtures for TLS (registered from ``tests/conftest.py``).
 
 - ``pki`` (session): `tls.Pki`, the test CA and its certificates in a temporary directory.
-- ``https_stack`` (session): the real stack's Keystone and Glance served over HTTPS as
+- ``https_stack`` (session): the real stack's Keystone, Glance and Nova served over HTTPS as
   well (`tls.start_https`), Glance demanding a client certificate; stopped at the end.
 """
 
