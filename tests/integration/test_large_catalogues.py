@@ -15,11 +15,11 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.fakes.net import free_port
 from tests.integration.test_read_api import get_json
 from tests.shim_fixtures import MakeShim
 from tests.stack.fixtures import BulkImages
 from tests.stack.info import StackInfo
+from tests.stack.procs import free_port
 
 pytestmark = pytest.mark.integration
 
