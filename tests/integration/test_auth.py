@@ -13,6 +13,7 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import pytest
@@ -350,13 +351,14 @@ async def test_passthrough_mode_leaves_the_project_to_glance(
 
 
 def token_body(project: str = "p" * 32, expires_in: float = 3600.0) -> dict[str, Any]:
-    expires = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime(time.time() + expires_in))
+    # To the microsecond, as Keystone writes it: whole seconds would cut up to 1 s off.
+    expires = datetime.fromtimestamp(time.time() + expires_in, UTC)
     return {
         "token": {
             "user": {"id": "u" * 32, "name": "someone"},
             "project": {"id": project, "name": "p"},
             "roles": [{"id": "r", "name": "reader"}],
-            "expires_at": expires,
+            "expires_at": expires.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
             "methods": ["password"],
         }
     }
@@ -478,12 +480,12 @@ async def test_concurrent_requests_with_one_token_validate_once(fake: FakeIdenti
 
 
 async def test_cache_never_outlives_the_tokens_expiry(fake: FakeIdentity) -> None:
-    fake.keystone.on("/v3/auth/tokens", Reply.json(token_body(expires_in=1.0)), method="GET")
+    fake.keystone.on("/v3/auth/tokens", Reply.json(token_body(expires_in=2.0)), method="GET")
     client = await fake.shim()
     assert (await fetch(client, "/v2.1/images", "short"))[0] == 200
     assert (await fetch(client, "/v2.1/images", "short"))[0] == 200
     assert len(validations(fake.keystone)) == 1
-    await asyncio.sleep(1.1)  # the TTL is 300 s, but the token has expired: ask again
+    await asyncio.sleep(2.1)  # the TTL is 300 s, but the token has expired: ask again
     assert (await fetch(client, "/v2.1/images", "short"))[0] == 200
     assert len(validations(fake.keystone)) == 2
 
